@@ -1,0 +1,71 @@
+"""The Chalice app: routes and event handlers, each one line into chalicelib.handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Chalice, Response
+
+from chalicelib import handlers
+
+app = Chalice(app_name="solana-exec")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+
+@app.route("/order", methods=["POST"], content_types=["application/json"])
+def submit_order() -> Response:
+    return handlers.submit_order(app.current_request)
+
+
+@app.route("/order/{order_id}", methods=["GET"])
+def get_order(order_id: str) -> Response:
+    return handlers.get_order(order_id)
+
+
+@app.route("/orders", methods=["GET"])
+def list_orders() -> Response:
+    return handlers.list_orders(app.current_request)
+
+
+@app.route("/tokens", methods=["GET"])
+def list_tokens() -> Response:
+    return handlers.list_tokens()
+
+
+@app.route("/health", methods=["GET"])
+def health() -> Response:
+    return handlers.health()
+
+
+@app.route("/test/dlq", methods=["POST"], content_types=["application/json"])
+def submit_test_order() -> Response:
+    return handlers.submit_test_order()
+
+
+@app.route("/test/dlq/bulk", methods=["POST"], content_types=["application/json"])
+def submit_test_orders() -> Response:
+    return handlers.submit_test_orders(app.current_request)
+
+
+@app.on_ws_connect()
+def ws_connect(event: Any) -> Response | None:
+    return handlers.ws_connect(event)
+
+
+@app.on_ws_message()
+def ws_message(event: Any) -> None:
+    handlers.ws_message(event)
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: Any) -> None:
+    handlers.ws_disconnect(event)
+
+
+@app.on_sqs_message(queue="solana-exec-orders", batch_size=1, maximum_concurrency=10)
+def order_worker(event: Any) -> dict[str, Any]:
+    return handlers.process_orders(event)
+
+
+@app.on_sqs_message(queue="solana-exec-ws-replay", batch_size=1)
+def ws_replay(event: Any) -> dict[str, Any]:
+    return handlers.process_replays(event)

@@ -1,0 +1,1 @@
+"""The order execution engine: domain, venues, pipeline and the AWS adapters."""

@@ -1,0 +1,83 @@
+"""Wiring: one place builds the engine from settings; tests pass their own parts.
+
+Nothing here touches AWS at import: clients are created on first use, as Lambda wants.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from chalicelib.chain import SimulatedChain
+from chalicelib.config import Settings, load_settings
+from chalicelib.dynamo import DynamoConnectionStore, DynamoOrderStore, bind_tables
+from chalicelib.execution import OrderExecutor
+from chalicelib.market import DEFAULT_TOKENS, Market, MarketConfig, TokenRegistry
+from chalicelib.messaging import ApiGatewayNotifier, SqsQueue
+from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
+from chalicelib.publisher import StatusPublisher
+from chalicelib.service import OrderService, SubscriptionService
+
+__all__ = ["Engine", "build_engine", "engine"]
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    tokens: TokenRegistry
+    store: OrderStore
+    connections: ConnectionStore
+    orders_queue: MessageQueue
+    replay_queue: MessageQueue
+    notifier: StatusNotifier
+    orders: OrderService
+    subscriptions: SubscriptionService
+    executor: OrderExecutor
+
+
+def build_engine(
+    settings: Settings | None = None,
+    *,
+    store: OrderStore | None = None,
+    connections: ConnectionStore | None = None,
+    orders_queue: MessageQueue | None = None,
+    replay_queue: MessageQueue | None = None,
+    notifier: StatusNotifier | None = None,
+    market: Market | None = None,
+) -> Engine:
+    settings = settings or load_settings()
+    bind_tables(settings.orders_table, settings.connections_table)
+    store = store or DynamoOrderStore()
+    connections = connections or DynamoConnectionStore()
+    orders_queue = orders_queue or SqsQueue(settings.orders_queue_url)
+    replay_queue = replay_queue or SqsQueue(settings.replay_queue_url)
+    notifier = notifier or ApiGatewayNotifier(settings.websocket_endpoint)
+    market = market or Market(MarketConfig(seed=settings.market_seed, quote_delay_ms=settings.quote_delay_ms))
+    chain = SimulatedChain(market, settings.submit_delay_ms, settings.market_seed)
+    publisher = StatusPublisher(store, notifier)
+    return Engine(
+        settings=settings,
+        tokens=DEFAULT_TOKENS,
+        store=store,
+        connections=connections,
+        orders_queue=orders_queue,
+        replay_queue=replay_queue,
+        notifier=notifier,
+        orders=OrderService(store, orders_queue),
+        subscriptions=SubscriptionService(store, connections, notifier, replay_queue),
+        executor=OrderExecutor(store, publisher, market, chain, settings.retry_delays_s),
+    )
+
+
+_engine: Engine | None = None
+_lock = threading.Lock()
+
+
+def engine() -> Engine:
+    """The process-wide engine, built on first use (a Lambda container keeps it warm)."""
+    global _engine
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = build_engine()
+    return _engine

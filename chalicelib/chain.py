@@ -1,0 +1,66 @@
+"""A simulated Solana cluster: takes signed swaps, confirms them after a seeded latency.
+
+Confirmation is a pure function of (signature, submit time, plan), so any process that
+finds an order `submitted` can confirm that very transaction again, with the same result,
+instead of sending a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from solders.hash import Hash
+from solders.keypair import Keypair
+
+from chalicelib.market import Fill, Market, RoutePlan, SignedSwap, build_swap_transaction
+
+__all__ = ["SimulatedChain", "ChainSubmission"]
+
+
+@dataclass(frozen=True)
+class ChainSubmission:
+    signature: str
+    submitted_at_ms: int
+    confirm_at_ms: int
+
+
+class SimulatedChain:
+    def __init__(
+        self,
+        market: Market,
+        latency_ms: tuple[int, int],
+        seed: int,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.market = market
+        self.latency_ms = latency_ms
+        self.clock_ms = clock_ms
+        self.sleep = sleep
+        self.payer = Keypair.from_seed(hashlib.sha256(f"solana-exec-payer:{seed}".encode()).digest())
+
+    def build(self, plan: RoutePlan, min_amount_out: int) -> SignedSwap:
+        slot = self.clock_ms() // 400  # a slot every 400 ms, like mainnet
+        blockhash = Hash.hash(f"slot:{slot}".encode())
+        return build_swap_transaction(plan, min_amount_out, self.payer, blockhash)
+
+    def submit(self, signed: SignedSwap) -> ChainSubmission:
+        now = self.clock_ms()
+        return ChainSubmission(signed.signature, now, now + self._latency(signed.signature))
+
+    def _latency(self, signature: str) -> int:
+        low, high = self.latency_ms
+        if high <= low:
+            return low
+        spread = int.from_bytes(hashlib.sha256(signature.encode()).digest()[:4], "big")
+        return low + spread % (high - low + 1)
+
+    def confirm(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill:
+        """Wait for the slot that lands the transaction, then fill it at that moment's market."""
+        wait_ms = submission.confirm_at_ms - self.clock_ms()
+        if wait_ms > 0:
+            self.sleep(wait_ms / 1000)
+        return self.market.execute(plan, min_amount_out, now_ms=submission.confirm_at_ms)

@@ -1,0 +1,77 @@
+"""Every setting the engine reads, from the environment, in one place.
+
+`.chalice/config.json` and `infra/resources.json` set these on AWS; the local
+runtime sets the same variables from the same files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+__all__ = ["Settings", "parse_delay_ms", "load_settings"]
+
+
+def parse_delay_ms(text: str, default: tuple[int, int]) -> tuple[int, int]:
+    """Parse `200` or `2000-3000` (milliseconds) into an inclusive range."""
+    text = (text or "").strip()
+    if not text:
+        return default
+    if "-" in text:
+        low, high = (int(part) for part in text.split("-", 1))
+    else:
+        low = high = int(text)
+    if low < 0 or high < low:
+        raise ValueError(f"bad delay range {text!r}: want N or MIN-MAX with 0 <= MIN <= MAX")
+    return low, high
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "dev"
+    orders_table: str = "solana-exec-orders"
+    connections_table: str = "solana-exec-connections"
+    failures_table: str = "solana-exec-failures"
+    idempotency_table: str = "solana-exec-idempotency"
+    orders_queue_url: str = ""
+    orders_dlq_url: str = ""
+    replay_queue_url: str = ""
+    websocket_endpoint: str | None = None
+    quote_delay_ms: tuple[int, int] = (200, 200)
+    submit_delay_ms: tuple[int, int] = (2000, 3000)
+    market_seed: int = 7
+    retry_delays_s: tuple[int, ...] = (2, 4, 8)
+    test_endpoints: bool = False
+    max_body_bytes: int = 16 * 1024
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def max_attempts(self) -> int:
+        """One first attempt plus one per retry delay; the DLQ redrive count must match."""
+        return len(self.retry_delays_s) + 1
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    delays = tuple(int(x) for x in env.get("RETRY_DELAYS_S", "2,4,8").split(",") if x.strip())
+    return Settings(
+        stage=env.get("STAGE", "dev"),
+        orders_table=env.get("ORDERS_TABLE", Settings.orders_table),
+        connections_table=env.get("CONNECTIONS_TABLE", Settings.connections_table),
+        failures_table=env.get("FAILURES_TABLE", Settings.failures_table),
+        idempotency_table=env.get("IDEMPOTENCY_TABLE", Settings.idempotency_table),
+        orders_queue_url=env.get("ORDERS_QUEUE_URL", ""),
+        orders_dlq_url=env.get("ORDERS_DLQ_URL", ""),
+        replay_queue_url=env.get("REPLAY_QUEUE_URL", ""),
+        websocket_endpoint=env.get("WEBSOCKET_API_ENDPOINT") or None,
+        quote_delay_ms=parse_delay_ms(env.get("DEX_QUOTE_MS", ""), (200, 200)),
+        submit_delay_ms=parse_delay_ms(env.get("DEX_SUBMIT_MS", ""), (2000, 3000)),
+        market_seed=int(env.get("MARKET_SEED", "7")),
+        retry_delays_s=delays,
+        test_endpoints=_flag(env.get("ENABLE_TEST_ENDPOINTS")),
+    )

@@ -1,0 +1,236 @@
+"""DynamoDB adapters (pynamodb): orders with their history and subscribers, and connections."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.errors import StaleWrite
+from chalicelib.orders import OrderRecord, Status, SubscriberMode, utc_now_iso
+from chalicelib.ports import Page
+from chalicelib.records import dumps, record_from_parts, request_to_json
+
+__all__ = ["OrderModel", "ConnectionModel", "DynamoOrderStore", "DynamoConnectionStore", "bind_tables"]
+
+_LIST_KEY = "orders"
+
+
+def _is_conditional_failure(exc: Exception) -> bool:
+    cause = getattr(exc, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"
+
+
+class ByCreatedAt(GlobalSecondaryIndex["OrderModel"]):
+    class Meta:
+        index_name = "byCreatedAt"
+        projection = AllProjection()
+
+    listKey = UnicodeAttribute(hash_key=True)
+    createdAt = UnicodeAttribute(range_key=True)
+
+
+class OrderModel(Model):
+    class Meta:
+        table_name = "solana-exec-orders"
+
+    orderId = UnicodeAttribute(hash_key=True)
+    listKey = UnicodeAttribute(default=_LIST_KEY)
+    createdAt = UnicodeAttribute()
+    request = UnicodeAttribute()
+    status = UnicodeAttribute()
+    seq = NumberAttribute()
+    history = ListAttribute(of=UnicodeAttribute, default=list)
+    subscribers = MapAttribute(default=dict)  # type: ignore[var-annotated]
+    attempts = NumberAttribute(default=0)
+    round = NumberAttribute(default=1)
+    details = UnicodeAttribute(null=True)
+    fingerprint = UnicodeAttribute(default="")
+    updatedAt = UnicodeAttribute(null=True)
+    by_created_at = ByCreatedAt()
+
+
+class ConnectionModel(Model):
+    class Meta:
+        table_name = "solana-exec-connections"
+
+    connectionId = UnicodeAttribute(hash_key=True)
+    orders = UnicodeSetAttribute(null=True)
+    expiresAt = NumberAttribute(null=True)
+
+
+def bind_tables(orders_table: str, connections_table: str) -> None:
+    """Point the models at the tables the template created (names come from the environment)."""
+    OrderModel.Meta.table_name = orders_table
+    ConnectionModel.Meta.table_name = connections_table
+
+
+def _to_record(item: OrderModel) -> OrderRecord:
+    subscribers = item.subscribers.as_dict() if item.subscribers is not None else {}
+    return record_from_parts(
+        order_id=item.orderId,
+        request_json=item.request,
+        status=item.status,
+        seq=int(item.seq),
+        created_at=item.createdAt,
+        history=list(item.history or []),
+        subscribers={k: str(v) for k, v in subscribers.items()},
+        attempts=int(item.attempts or 0),
+        round_=int(item.round or 1),
+        details_json=item.details,
+        fingerprint=item.fingerprint or "",
+    )
+
+
+class DynamoOrderStore:
+    """Orders in one item each; every status change is one conditional UpdateItem."""
+
+    def create(self, record: OrderRecord) -> bool:
+        item = OrderModel(
+            record.order_id,
+            createdAt=record.created_at,
+            request=request_to_json(record.request),
+            status=record.status.value,
+            seq=record.seq,
+            history=[dumps(e) for e in record.history],
+            subscribers={},
+            attempts=record.attempts,
+            round=record.round,
+            details=dumps(record.details),
+            fingerprint=record.fingerprint,
+            updatedAt=record.created_at,
+        )
+        try:
+            item.save(condition=OrderModel.orderId.does_not_exist())
+        except PutError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def get(self, order_id: str) -> OrderRecord | None:
+        try:
+            return _to_record(OrderModel.get(order_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def append_status(
+        self,
+        record: OrderRecord,
+        event: dict[str, Any],
+        details: dict[str, Any],
+        *,
+        attempts: int | None = None,
+        round_: int | None = None,
+    ) -> OrderRecord:
+        actions = [
+            OrderModel.status.set(event["status"]),
+            OrderModel.seq.set(event["seq"]),
+            OrderModel.history.set(OrderModel.history.append([dumps(event)])),
+            OrderModel.details.set(dumps({**record.details, **details})),
+            OrderModel.updatedAt.set(event["timestamp"]),
+        ]
+        if attempts is not None:
+            actions.append(OrderModel.attempts.set(attempts))
+        if round_ is not None:
+            actions.append(OrderModel.round.set(round_))
+        return self._conditional_update(record, actions)
+
+    def update_details(self, record: OrderRecord, details: dict[str, Any]) -> OrderRecord:
+        actions = [
+            OrderModel.details.set(dumps({**record.details, **details})),
+            OrderModel.updatedAt.set(utc_now_iso()),
+        ]
+        return self._conditional_update(record, actions)
+
+    def _conditional_update(self, record: OrderRecord, actions: list[Any]) -> OrderRecord:
+        item = OrderModel(record.order_id)
+        try:
+            item.update(actions=actions, condition=OrderModel.seq == record.seq)
+        except UpdateError as exc:
+            if _is_conditional_failure(exc):
+                raise StaleWrite(f"order {record.order_id} moved past seq {record.seq}") from None
+            raise
+        return _to_record(item)
+
+    def add_subscriber(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
+        return self._subscriber_update(order_id, [OrderModel.subscribers[connection_id].set(mode.value)], None)
+
+    def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
+        return self._subscriber_update(
+            order_id,
+            [OrderModel.subscribers[connection_id].set(mode.value)],
+            OrderModel.subscribers[connection_id].exists(),
+        )
+
+    def remove_subscriber(self, order_id: str, connection_id: str) -> None:
+        self._subscriber_update(order_id, [OrderModel.subscribers[connection_id].remove()], None)
+
+    def _subscriber_update(self, order_id: str, actions: list[Any], extra: Any) -> OrderRecord | None:
+        condition = OrderModel.orderId.exists()
+        if extra is not None:
+            condition = condition & extra
+        item = OrderModel(order_id)
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if _is_conditional_failure(exc):
+                return None
+            raise
+        return _to_record(item)
+
+    def list_recent(self, limit: int, status: Status | None, next_token: str | None) -> Page:
+        start_key = json.loads(base64.urlsafe_b64decode(next_token.encode())) if next_token else None
+        condition = OrderModel.status == status.value if status else None
+        results = OrderModel.by_created_at.query(
+            _LIST_KEY,
+            scan_index_forward=False,
+            limit=limit,
+            filter_condition=condition,
+            last_evaluated_key=start_key,
+            page_size=limit if status is None else max(limit, 50),
+        )
+        items = [_to_record(item) for item in results]
+        last = results.last_evaluated_key
+        token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
+        return items, token
+
+
+class DynamoConnectionStore:
+    """Which orders a WebSocket connection follows, so $disconnect can unsubscribe them all."""
+
+    ttl_seconds = 2 * 3600  # API Gateway closes every connection after 2 hours
+
+    def add_order(self, connection_id: str, order_id: str) -> None:
+        ConnectionModel(connection_id).update(
+            actions=[
+                ConnectionModel.orders.add({order_id}),
+                ConnectionModel.expiresAt.set(int(time.time()) + self.ttl_seconds),
+            ]
+        )
+
+    def remove_order(self, connection_id: str, order_id: str) -> None:
+        ConnectionModel(connection_id).update(actions=[ConnectionModel.orders.delete({order_id})])
+
+    def forget(self, connection_id: str) -> set[str]:
+        try:
+            item = ConnectionModel.get(connection_id, consistent_read=True)
+        except DoesNotExist:
+            return set()
+        try:
+            item.delete()
+        except DeleteError:
+            pass
+        return set(item.orders or ())

@@ -1,0 +1,195 @@
+"""One attempt at executing an order: route, build, submit, confirm, each step a status.
+
+Delivery is at least once, so every step starts from what the order item says:
+a terminal order is left alone, and an order already `submitted` is confirmed with the
+transaction it has rather than a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.chain import ChainSubmission, SimulatedChain
+from chalicelib.errors import PermanentExecutionError, RetryableExecutionError, StaleWrite
+from chalicelib.logs import logger
+from chalicelib.market import (
+    DEFAULT_TOKENS,
+    Market,
+    MarketError,
+    RoutePlan,
+    TokenRegistry,
+)
+from chalicelib.orders import OrderRecord, Status, can_transition, status_event, utc_now_iso
+from chalicelib.ports import OrderStore
+from chalicelib.publisher import StatusPublisher
+
+__all__ = ["OrderExecutor", "AttemptOutcome"]
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What the queue consumer must do with the message."""
+
+    done: bool  # delete the message
+    retry_in_s: int | None = None  # leave it, invisible this long
+    reason: str = ""
+
+
+class OrderExecutor:
+    def __init__(
+        self,
+        store: OrderStore,
+        publisher: StatusPublisher,
+        market: Market,
+        chain: SimulatedChain,
+        retry_delays_s: tuple[int, ...],
+        registry: TokenRegistry = DEFAULT_TOKENS,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.market = market
+        self.chain = chain
+        self.retry_delays_s = retry_delays_s
+        self.registry = registry
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays_s) + 1
+
+    def run(self, order_id: str, receive_count: int, round_: int = 1) -> AttemptOutcome:
+        record = self.store.get(order_id)
+        if record is None:
+            logger.warning("message for unknown order dropped", extra={"orderId": order_id})
+            return AttemptOutcome(done=True, reason="unknown_order")
+        if record.status is Status.FAILED and round_ > record.round:
+            record = record.with_(attempts=0)  # a redrive: a fresh round of attempts
+        elif record.terminal or round_ < record.round:
+            return AttemptOutcome(done=True, reason="already_terminal")
+        attempt = max(1, receive_count)
+        try:
+            self._attempt(record, attempt, round_)
+            return AttemptOutcome(done=True)
+        except StaleWrite:
+            # Another delivery of this message moved the order; look again after a pause.
+            return AttemptOutcome(done=False, retry_in_s=self.retry_delays_s[0] if self.retry_delays_s else 1, reason="stale")
+        except (RetryableExecutionError, PermanentExecutionError, MarketError) as exc:
+            return self._failed_attempt(order_id, attempt, exc)
+        except Exception as exc:  # noqa: BLE001 - unknown faults are treated as transient
+            logger.exception("attempt crashed", extra={"orderId": order_id, "attempt": attempt})
+            return self._failed_attempt(order_id, attempt, exc)
+
+    # -- the happy path ---------------------------------------------------------------
+
+    def _attempt(self, record: OrderRecord, attempt: int, round_: int) -> None:
+        if record.status is Status.SUBMITTED and record.details.get("txHash"):
+            self._confirm(record, _plan_from(record, self.registry), _submission_from(record))
+            return
+        request = record.request
+        token_in = self.registry.resolve(request.token_in)
+        token_out = self.registry.resolve(request.token_out)
+        if token_in is None or token_out is None:
+            raise PermanentExecutionError("token no longer supported", reason="unsupported_token")
+        plan = self.market.route(token_in, token_out, request.amount_in)
+        quotes = [q.to_message(token_in, token_out) for q in plan.quotes]
+        legs = [leg.to_message(token_in, token_out) for leg in plan.legs]
+        previous_error = record.details.get("lastError") if attempt > 1 or round_ > 1 else None
+        record = self._write(
+            record,
+            Status.ROUTING,
+            {"attempt": attempt, "round": round_ if round_ > 1 else None, "quotes": quotes, "dex": plan.dex, "route": legs, "error": previous_error},
+            {"routing": {"quotes": quotes, "dex": plan.dex, "route": legs}, "dex": plan.dex},
+            attempts=attempt,
+            round_=round_,
+            redrive=round_ > record.round or record.status is Status.FAILED,
+        )
+        logger.info("routed", extra={"orderId": record.order_id, "attempt": attempt, "dex": plan.dex, "quotes": quotes, "route": legs})
+        min_out = request.min_amount_out(plan.amount_out)
+        min_out_text = str(self.registry.to_decimal(token_out, min_out))
+        record = self._write(record, Status.BUILDING, {"minAmountOut": min_out_text}, {"minAmountOut": min_out_text})
+        signed = self.chain.build(plan, min_out)
+        if record.details.get("testFailure"):
+            raise RetryableExecutionError("simulated failure: the test harness drops every transaction", reason="test_failure")
+        submission = self.chain.submit(signed)
+        record = self._write(
+            record,
+            Status.SUBMITTED,
+            {"txHash": signed.signature, "dex": plan.dex},
+            {
+                "txHash": signed.signature,
+                "plan": plan.to_dict(),
+                "minAmountOutBase": str(min_out),
+                "submittedAtMs": submission.submitted_at_ms,
+                "confirmAtMs": submission.confirm_at_ms,
+            },
+        )
+        self._confirm(record, plan, submission)
+
+    def _confirm(self, record: OrderRecord, plan: RoutePlan, submission: ChainSubmission) -> None:
+        min_out = int(record.details["minAmountOutBase"])
+        fill = self.chain.confirm(plan, min_out, submission)
+        token_out = plan.token_out
+        amount_out = str(self.registry.to_decimal(token_out, fill.amount_out))
+        executed_price = str(fill.executed_price)
+        fields = {"txHash": submission.signature, "executedPrice": executed_price, "amountOut": amount_out, "dex": plan.dex}
+        self._write(record, Status.CONFIRMED, fields, {**fields, "error": None})
+        logger.info("confirmed", extra={"orderId": record.order_id, **fields})
+
+    def _write(
+        self,
+        record: OrderRecord,
+        status: Status,
+        fields: dict[str, Any],
+        details: dict[str, Any],
+        *,
+        attempts: int | None = None,
+        round_: int | None = None,
+        redrive: bool = False,
+    ) -> OrderRecord:
+        if not can_transition(record.status, status, redrive=redrive):
+            raise StaleWrite(f"order {record.order_id} cannot go from {record.status.value} to {status.value}")
+        event = status_event(record.order_id, status, record.seq + 1, **fields)
+        written = self.store.append_status(record, event, details, attempts=attempts, round_=round_)
+        self.publisher.publish(written, event)
+        return written
+
+    # -- failures ---------------------------------------------------------------------
+
+    def _failed_attempt(self, order_id: str, attempt: int, exc: Exception) -> AttemptOutcome:
+        retryable = bool(getattr(exc, "retryable", True))
+        reason = str(getattr(exc, "reason", "") or type(exc).__name__)
+        message = str(exc) or reason
+        error = {"attempt": attempt, "reason": reason, "message": message, "retryable": retryable, "at": utc_now_iso()}
+        last = not retryable or attempt >= self.max_attempts
+        logger.warning("attempt failed", extra={"orderId": order_id, **error, "final": last})
+        for _ in range(3):  # the order may move under us (a duplicate delivery); re-read and retry
+            record = self.store.get(order_id)
+            if record is None or record.terminal:
+                return AttemptOutcome(done=True, reason="already_terminal")
+            errors = [*record.details.get("errors", []), error]
+            try:
+                if last:
+                    fields = {"error": message, "reason": reason, "attempts": attempt}
+                    self._write(record, Status.FAILED, fields, {"errors": errors, "lastError": message, "error": message, "failureReason": reason})
+                else:
+                    self.store.update_details(record, {"errors": errors, "lastError": message})
+                break
+            except StaleWrite:
+                continue
+        if last and not retryable:
+            return AttemptOutcome(done=True, reason=reason)  # fails at once: no retries burned
+        if last:
+            return AttemptOutcome(done=False, retry_in_s=0, reason=reason)  # the redrive policy moves it to the DLQ
+        return AttemptOutcome(done=False, retry_in_s=self.retry_delays_s[attempt - 1], reason=reason)
+
+
+def _plan_from(record: OrderRecord, registry: TokenRegistry) -> RoutePlan:
+    return RoutePlan.from_dict(record.details["plan"], registry)
+
+
+def _submission_from(record: OrderRecord) -> ChainSubmission:
+    return ChainSubmission(
+        signature=record.details["txHash"],
+        submitted_at_ms=int(record.details["submittedAtMs"]),
+        confirm_at_ms=int(record.details["confirmAtMs"]),
+    )

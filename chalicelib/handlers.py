@@ -1,0 +1,225 @@
+"""The edges: Chalice requests and Lambda events in, engine calls, HTTP and WebSocket answers out.
+
+Only here do domain errors become HTTP statuses or WebSocket error frames.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from chalice import Response
+
+from chalicelib.bootstrap import engine
+from chalicelib.errors import EngineError, InvalidOrder, OrderNotFound
+from chalicelib.logs import logger
+from chalicelib.service import ConnectionNotReady, error_body
+from chalicelib.validation import parse_json_body, parse_order
+
+__all__ = [
+    "submit_order",
+    "get_order",
+    "list_orders",
+    "list_tokens",
+    "health",
+    "ws_connect",
+    "ws_message",
+    "ws_disconnect",
+    "process_orders",
+    "process_replays",
+]
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(body=json.dumps(body, separators=(",", ":"), default=str), status_code=status, headers=_JSON)
+
+
+def _error(error: EngineError, status: int | None = None) -> Response:
+    if error.code == "payload_too_large":
+        status = 413
+    return _json(error_body(error), status or error.status)
+
+
+def _guard(handler: Callable[[], Response]) -> Response:
+    """Map domain errors to 4xx; anything unexpected is logged and is a 503, never a stack trace."""
+    try:
+        return handler()
+    except EngineError as exc:
+        return _error(exc)
+    except Exception:  # noqa: BLE001
+        logger.exception("request failed")
+        return _json({"error": "unavailable", "message": "the engine could not complete the request; retry"}, 503)
+
+
+# -- REST -------------------------------------------------------------------------------
+
+
+def submit_order(request: Any, *, test_failure: bool = False) -> Response:
+    def run() -> Response:
+        eng = engine()
+        body = parse_json_body(request.raw_body, eng.settings.max_body_bytes)
+        order = parse_order(body, eng.tokens)
+        key = _header(request, "idempotency-key")
+        submission = eng.orders.submit(order, key, test_failure=test_failure)
+        return _json(submission.record.to_public(), 201 if submission.created else 200)
+
+    return _guard(run)
+
+
+def _test_endpoints_enabled(eng: Any) -> None:
+    if not eng.settings.test_endpoints:
+        raise OrderNotFound("no such route on this stage")
+
+
+def submit_test_orders(request: Any) -> Response:
+    def run() -> Response:
+        eng = engine()
+        _test_endpoints_enabled(eng)
+        body = parse_json_body(request.raw_body or b"{}", eng.settings.max_body_bytes)
+        count = body.get("count") if isinstance(body, dict) else None
+        if isinstance(count, bool) or count is None or count != int(count) or not 1 <= int(count) <= 100:
+            raise InvalidOrder("count must be an integer from 1 to 100", field="count")
+        ids = [_test_order(eng).order_id for _ in range(int(count))]
+        return _json({"orderIds": ids}, 201)
+
+    return _guard(run)
+
+
+def submit_test_order() -> Response:
+    def run() -> Response:
+        eng = engine()
+        _test_endpoints_enabled(eng)
+        return _json({"orderId": _test_order(eng).order_id, "status": "pending"}, 201)
+
+    return _guard(run)
+
+
+def _test_order(eng: Any) -> Any:
+    order = parse_order({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.1", "slippage": "0.01"}, eng.tokens)
+    return eng.orders.submit(order, None, test_failure=True).record
+
+
+def get_order(order_id: str) -> Response:
+    return _guard(lambda: _json(engine().orders.get(order_id).to_public()))
+
+
+def list_orders(request: Any) -> Response:
+    def run() -> Response:
+        params = request.query_params or {}
+        limit_text = params.get("limit", "20")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+            raise InvalidOrder("limit must be an integer from 1 to 100", field="limit", code="invalid_request")
+        items, token = engine().orders.list_recent(int(limit_text), params.get("status"), params.get("nextToken"))
+        return _json({"items": [r.to_public() for r in items], "nextToken": token})
+
+    return _guard(run)
+
+
+def list_tokens() -> Response:
+    return _json([{"symbol": t.symbol, "mint": t.mint, "decimals": t.decimals} for t in engine().tokens.all()])
+
+
+def health() -> Response:
+    try:
+        eng = engine()
+        eng.store.get("health-check")
+        return _json({"status": "ok", "stage": eng.settings.stage})
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("health check failed")
+        return _json({"status": "unavailable", "error": type(exc).__name__}, 503)
+
+
+def _header(request: Any, name: str) -> str | None:
+    headers = request.headers or {}
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+# -- WebSocket --------------------------------------------------------------------------
+
+
+def ws_connect(event: Any) -> Response | None:
+    raw = event.to_dict()
+    order_id = (raw.get("queryStringParameters") or {}).get("orderId")
+    try:
+        engine().subscriptions.connect(event.connection_id, order_id)
+    except OrderNotFound as exc:
+        return _error(exc)
+    return None
+
+
+def ws_message(event: Any) -> None:
+    eng = engine()
+    connection_id = event.connection_id
+    try:
+        try:
+            frame = json.loads(event.body or "")
+        except ValueError:
+            raise InvalidOrder("the frame is not JSON", code="invalid_json") from None
+        if not isinstance(frame, dict):
+            raise InvalidOrder("the frame must be a JSON object", code="invalid_frame")
+        action, order_id = frame.get("action"), frame.get("orderId")
+        if action not in ("subscribe", "unsubscribe"):
+            raise InvalidOrder(f"unknown action {str(action)[:40]!r}: use subscribe or unsubscribe", code="unknown_action")
+        if not isinstance(order_id, str) or not order_id:
+            raise InvalidOrder("orderId is required", field="orderId", code="invalid_frame")
+        if action == "subscribe":
+            eng.subscriptions.subscribe(connection_id, order_id)
+        else:
+            eng.subscriptions.unsubscribe(connection_id, order_id)
+    except EngineError as exc:
+        eng.notifier.post(connection_id, {"type": "error", **error_body(exc)})
+
+
+def ws_disconnect(event: Any) -> None:
+    engine().subscriptions.disconnect(event.connection_id)
+
+
+# -- SQS consumers ----------------------------------------------------------------------
+
+
+class RetryLater(Exception):
+    """Marks a record failed in the partial batch response; its visibility is already set."""
+
+
+def process_orders(event: Any) -> dict[str, Any]:
+    eng = engine()
+
+    def handle(record: SQSRecord) -> None:
+        body = json.loads(record.body)
+        receive_count = int(record.attributes.approximate_receive_count or 1)
+        outcome = eng.executor.run(body["orderId"], receive_count, int(body.get("round", 1)))
+        if outcome.done:
+            return
+        eng.orders_queue.change_visibility(record.receipt_handle, outcome.retry_in_s or 0)
+        raise RetryLater(outcome.reason)
+
+    return _batch(event, handle)
+
+
+def process_replays(event: Any) -> dict[str, Any]:
+    eng = engine()
+
+    def handle(record: SQSRecord) -> None:
+        body = json.loads(record.body)
+        try:
+            eng.subscriptions.replay(body["orderId"], body["connectionId"])
+        except ConnectionNotReady:
+            if int(record.attributes.approximate_receive_count or 1) >= 3:
+                eng.subscriptions.give_up_replay(body["orderId"], body["connectionId"])
+                return
+            eng.replay_queue.change_visibility(record.receipt_handle, 1)
+            raise
+
+    return _batch(event, handle)
+
+
+def _batch(event: Any, handle: Callable[[SQSRecord], None]) -> dict[str, Any]:
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return process_partial_response(event=event.to_dict(), record_handler=handle, processor=processor, context=event.context)

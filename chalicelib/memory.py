@@ -1,0 +1,162 @@
+"""In-memory twins of the ports, for unit tests and for reasoning about the AWS ones.
+
+They keep the same semantics as DynamoDB (conditional writes that return the new item)
+so the shared contract tests hold for both.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import replace
+from typing import Any
+
+from chalicelib.errors import StaleWrite
+from chalicelib.orders import OrderRecord, Status, SubscriberMode
+from chalicelib.ports import Page
+
+__all__ = ["MemoryOrderStore", "MemoryConnectionStore", "MemoryQueue", "MemoryNotifier"]
+
+
+class MemoryOrderStore:
+    def __init__(self) -> None:
+        self._items: dict[str, OrderRecord] = {}
+        self._lock = threading.Lock()
+
+    def create(self, record: OrderRecord) -> bool:
+        with self._lock:
+            if record.order_id in self._items:
+                return False
+            self._items[record.order_id] = replace(record, subscribers={})
+            return True
+
+    def get(self, order_id: str) -> OrderRecord | None:
+        with self._lock:
+            return self._copy(self._items.get(order_id))
+
+    def append_status(
+        self,
+        record: OrderRecord,
+        event: dict[str, Any],
+        details: dict[str, Any],
+        *,
+        attempts: int | None = None,
+        round_: int | None = None,
+    ) -> OrderRecord:
+        with self._lock:
+            current = self._checked(record)
+            updated = replace(
+                current,
+                status=Status(event["status"]),
+                seq=int(event["seq"]),
+                history=(*current.history, dict(event)),
+                details={**record.details, **details},
+                attempts=current.attempts if attempts is None else attempts,
+                round=current.round if round_ is None else round_,
+            )
+            self._items[record.order_id] = updated
+            return self._copy(updated)  # type: ignore[return-value]
+
+    def update_details(self, record: OrderRecord, details: dict[str, Any]) -> OrderRecord:
+        with self._lock:
+            current = self._checked(record)
+            updated = replace(current, details={**record.details, **details})
+            self._items[record.order_id] = updated
+            return self._copy(updated)  # type: ignore[return-value]
+
+    def _checked(self, record: OrderRecord) -> OrderRecord:
+        current = self._items.get(record.order_id)
+        if current is None or current.seq != record.seq:
+            raise StaleWrite(f"order {record.order_id} moved past seq {record.seq}")
+        return current
+
+    def add_subscriber(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
+        return self._subscribers(order_id, connection_id, mode, must_exist=False)
+
+    def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
+        return self._subscribers(order_id, connection_id, mode, must_exist=True)
+
+    def remove_subscriber(self, order_id: str, connection_id: str) -> None:
+        self._subscribers(order_id, connection_id, None, must_exist=False)
+
+    def _subscribers(
+        self, order_id: str, connection_id: str, mode: SubscriberMode | None, *, must_exist: bool
+    ) -> OrderRecord | None:
+        with self._lock:
+            current = self._items.get(order_id)
+            if current is None or (must_exist and connection_id not in current.subscribers):
+                return None
+            subscribers = dict(current.subscribers)
+            if mode is None:
+                subscribers.pop(connection_id, None)
+            else:
+                subscribers[connection_id] = mode
+            self._items[order_id] = replace(current, subscribers=subscribers)
+            return self._copy(self._items[order_id])
+
+    def list_recent(self, limit: int, status: Status | None, next_token: str | None) -> Page:
+        with self._lock:
+            ordered = sorted(self._items.values(), key=lambda r: (r.created_at, r.order_id), reverse=True)
+        start = int(base64.urlsafe_b64decode(next_token.encode()).decode()) if next_token else 0
+        matching = [r for r in ordered if status is None or r.status is status]
+        page = matching[start : start + limit]
+        more = start + limit < len(matching)
+        token = base64.urlsafe_b64encode(str(start + limit).encode()).decode() if more else None
+        return [self._copy(r) for r in page], token  # type: ignore[misc]
+
+    @staticmethod
+    def _copy(record: OrderRecord | None) -> OrderRecord | None:
+        if record is None:
+            return None
+        return replace(record, subscribers=dict(record.subscribers), details=dict(record.details))
+
+
+class MemoryConnectionStore:
+    def __init__(self) -> None:
+        self._orders: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def add_order(self, connection_id: str, order_id: str) -> None:
+        with self._lock:
+            self._orders.setdefault(connection_id, set()).add(order_id)
+
+    def remove_order(self, connection_id: str, order_id: str) -> None:
+        with self._lock:
+            self._orders.get(connection_id, set()).discard(order_id)
+
+    def forget(self, connection_id: str) -> set[str]:
+        with self._lock:
+            return self._orders.pop(connection_id, set())
+
+
+class MemoryQueue:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.visibility: dict[str, int] = {}
+
+    def send(self, body: dict[str, Any]) -> None:
+        self.sent.append(body)
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        self.visibility[receipt_handle] = seconds
+
+
+class MemoryNotifier:
+    """Records every message per connection; `gone` connections answer like a 410."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.closed: list[str] = []
+        self.gone: set[str] = set()
+        self._lock = threading.Lock()
+
+    def post(self, connection_id: str, message: dict[str, Any]) -> bool:
+        with self._lock:
+            if connection_id in self.gone:
+                return False
+            self.messages.setdefault(connection_id, []).append(message)
+            return True
+
+    def close(self, connection_id: str) -> None:
+        with self._lock:
+            self.closed.append(connection_id)

@@ -1,0 +1,88 @@
+"""SQS queues and the API Gateway Management API (`@connections`), through boto3."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+__all__ = ["SqsQueue", "ApiGatewayNotifier"]
+
+# Many worker threads share one client; botocore clients are thread-safe but the default
+# pool of 10 connections would make them queue behind each other.
+_CLIENT_CONFIG = Config(max_pool_connections=50, retries={"max_attempts": 3, "mode": "standard"})
+
+
+class SqsQueue:
+    """One SQS queue, addressed by URL; the client is created on first use, never at import."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
+        return self._client
+
+    def send(self, body: dict[str, Any]) -> None:
+        self.client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        self.client.change_message_visibility(
+            QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43200))
+        )
+
+
+class ApiGatewayNotifier:
+    """Pushes to WebSocket clients with PostToConnection; a 410 means the client is gone.
+
+    The endpoint comes from WEBSOCKET_API_ENDPOINT (set by the template on AWS); left unset,
+    boto3 takes AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI, which the local runtime sets.
+    """
+
+    def __init__(self, endpoint: str | None) -> None:
+        self.endpoint = endpoint
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = boto3.client(
+                        "apigatewaymanagementapi", endpoint_url=self.endpoint, config=_CLIENT_CONFIG
+                    )
+        return self._client
+
+    def post(self, connection_id: str, message: dict[str, Any]) -> bool:
+        data = json.dumps(message, separators=(",", ":")).encode()
+        try:
+            self.client.post_to_connection(ConnectionId=connection_id, Data=data)
+        except ClientError as exc:
+            if _is_gone(exc):
+                return False
+            raise
+        return True
+
+    def close(self, connection_id: str) -> None:
+        try:
+            self.client.delete_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            if not _is_gone(exc):
+                raise
+
+
+def _is_gone(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error.get("Code") == "GoneException" or status == 410

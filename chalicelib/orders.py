@@ -1,0 +1,155 @@
+"""Orders as plain data: statuses, the transitions allowed, and status events."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "Status",
+    "TERMINAL",
+    "can_transition",
+    "OrderRequest",
+    "OrderRecord",
+    "status_event",
+    "utc_now_iso",
+    "SubscriberMode",
+]
+
+
+class Status(str, enum.Enum):
+    PENDING = "pending"
+    ROUTING = "routing"
+    BUILDING = "building"
+    SUBMITTED = "submitted"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset({Status.CONFIRMED, Status.FAILED})
+
+_FORWARD: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.ROUTING, Status.FAILED}),
+    # routing again is a retry: the next attempt starts over.
+    Status.ROUTING: frozenset({Status.ROUTING, Status.BUILDING, Status.FAILED}),
+    Status.BUILDING: frozenset({Status.ROUTING, Status.SUBMITTED, Status.FAILED}),
+    Status.SUBMITTED: frozenset({Status.ROUTING, Status.CONFIRMED, Status.FAILED}),
+    Status.CONFIRMED: frozenset(),
+    # only a redrive from the DLQ starts a failed order again.
+    Status.FAILED: frozenset({Status.ROUTING}),
+}
+
+
+def can_transition(current: Status, new: Status, *, redrive: bool = False) -> bool:
+    """A status never goes backwards except a retry, and a failed order moves only on redrive."""
+    if current is Status.FAILED:
+        return redrive and new is Status.ROUTING
+    return new in _FORWARD[current]
+
+
+class SubscriberMode(str, enum.Enum):
+    """How a WebSocket connection follows an order.
+
+    PENDING: connected with ?orderId=, history replay not yet delivered (no live pushes:
+    on AWS nothing can be posted while $connect runs). OPEN: connected with ?orderId= and
+    replayed; closed after the terminal status. SUBSCRIBED: followed through the
+    `subscribe` action; never closed by the server.
+    """
+
+    PENDING = "pending"
+    OPEN = "open"
+    SUBSCRIBED = "subscribed"
+
+
+def _plain(number: Decimal) -> str:
+    """Decimal as plain text: 100, 1.5, 0.01; never 1E+2."""
+    return format(number.normalize(), "f")
+
+
+def utc_now_iso() -> str:
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A validated market order: symbols resolved, amount in base units."""
+
+    token_in: str
+    token_out: str
+    amount: Decimal
+    amount_in: int
+    slippage: Decimal
+    order_type: str = "market"
+
+    def fingerprint(self) -> str:
+        """What makes two requests 'the same body' for Idempotency-Key purposes."""
+        return f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage.normalize()}"
+
+    def min_amount_out(self, quoted_out: int) -> int:
+        """The slippage floor in base units: never above what was quoted, rounded down."""
+        return int((Decimal(quoted_out) * (1 - self.slippage)).to_integral_value(rounding="ROUND_FLOOR"))
+
+    def to_public(self) -> dict[str, Any]:
+        return {
+            "type": self.order_type,
+            "tokenIn": self.token_in,
+            "tokenOut": self.token_out,
+            "amount": _plain(self.amount),
+            "slippage": _plain(self.slippage),
+        }
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order as stored: the request, where it is, and what happened to it."""
+
+    order_id: str
+    request: OrderRequest
+    status: Status
+    seq: int
+    created_at: str
+    history: tuple[dict[str, Any], ...] = ()
+    subscribers: dict[str, SubscriberMode] = field(default_factory=dict)
+    attempts: int = 0
+    round: int = 1
+    details: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def with_(self, **changes: Any) -> "OrderRecord":
+        return replace(self, **changes)
+
+    def to_public(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "orderId": self.order_id,
+            **self.request.to_public(),
+            "status": self.status.value,
+            "seq": self.seq,
+            "createdAt": self.created_at,
+            "attempts": self.attempts,
+            "history": list(self.history),
+        }
+        for key in ("routing", "minAmountOut", "txHash", "executedPrice", "amountOut", "dex", "error", "updatedAt"):
+            if self.details.get(key) is not None:
+                body[key] = self.details[key]
+        return body
+
+
+def status_event(order_id: str, status: Status, seq: int, **fields: Any) -> dict[str, Any]:
+    """The message clients receive, exactly as stored in the order's history."""
+    event: dict[str, Any] = {
+        "type": "status",
+        "orderId": order_id,
+        "status": status.value,
+        "seq": seq,
+        "timestamp": utc_now_iso(),
+    }
+    event.update({k: v for k, v in fields.items() if v is not None})
+    return event

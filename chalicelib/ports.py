@@ -1,0 +1,73 @@
+"""The engine's ports: what the service layer needs from storage, queues and the WebSocket API.
+
+Each has an AWS implementation (`chalicelib.aws`) and an in-memory twin
+(`chalicelib.memory`); one contract test suite runs against both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from chalicelib.orders import OrderRecord, Status, SubscriberMode
+
+__all__ = ["OrderStore", "ConnectionStore", "MessageQueue", "StatusNotifier", "Page"]
+
+Page = tuple[list[OrderRecord], "str | None"]
+
+
+class OrderStore(Protocol):
+    def create(self, record: OrderRecord) -> bool:
+        """Store a new order; False if an order with that id exists already."""
+
+    def get(self, order_id: str) -> OrderRecord | None: ...
+
+    def append_status(
+        self,
+        record: OrderRecord,
+        event: dict[str, Any],
+        details: dict[str, Any],
+        *,
+        attempts: int | None = None,
+        round_: int | None = None,
+    ) -> OrderRecord:
+        """Write `event` as the next status, only if nobody wrote since `record` was read.
+
+        One conditional update (seq must still be `record.seq`) that returns the new item,
+        subscribers included: a subscribe and a status write serialise on the item, so
+        whichever comes second sees the other. Raises StaleWrite when the condition fails.
+        """
+
+    def update_details(self, record: OrderRecord, details: dict[str, Any]) -> OrderRecord:
+        """Merge `details` without a status change (same seq condition)."""
+
+    def add_subscriber(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
+        """Register a connection on the order; returns the order (history to replay) or None."""
+
+    def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
+        """Change a registered connection's mode; None if it is no longer registered."""
+
+    def remove_subscriber(self, order_id: str, connection_id: str) -> None: ...
+
+    def list_recent(self, limit: int, status: Status | None, next_token: str | None) -> Page: ...
+
+
+class ConnectionStore(Protocol):
+    def add_order(self, connection_id: str, order_id: str) -> None: ...
+
+    def remove_order(self, connection_id: str, order_id: str) -> None: ...
+
+    def forget(self, connection_id: str) -> set[str]:
+        """Delete the connection; return the orders it followed."""
+
+
+class MessageQueue(Protocol):
+    def send(self, body: dict[str, Any]) -> None: ...
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class StatusNotifier(Protocol):
+    def post(self, connection_id: str, message: dict[str, Any]) -> bool:
+        """Send one message; False if the connection is gone (410)."""
+
+    def close(self, connection_id: str) -> None: ...

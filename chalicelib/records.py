@@ -1,0 +1,69 @@
+"""Serialising order records to and from their stored attributes (shared by every store)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode
+
+__all__ = ["request_to_json", "request_from_json", "dumps", "record_from_parts"]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def request_to_json(request: OrderRequest) -> str:
+    return dumps(
+        {
+            "tokenIn": request.token_in,
+            "tokenOut": request.token_out,
+            "amount": str(request.amount),
+            "amountIn": str(request.amount_in),
+            "slippage": str(request.slippage),
+            "type": request.order_type,
+        }
+    )
+
+
+def request_from_json(text: str) -> OrderRequest:
+    data = json.loads(text)
+    return OrderRequest(
+        token_in=data["tokenIn"],
+        token_out=data["tokenOut"],
+        amount=Decimal(data["amount"]),
+        amount_in=int(data["amountIn"]),
+        slippage=Decimal(data["slippage"]),
+        order_type=data.get("type", "market"),
+    )
+
+
+def record_from_parts(
+    *,
+    order_id: str,
+    request_json: str,
+    status: str,
+    seq: int,
+    created_at: str,
+    history: list[str] | None,
+    subscribers: dict[str, str] | None,
+    attempts: int,
+    round_: int,
+    details_json: str | None,
+    fingerprint: str,
+) -> OrderRecord:
+    return OrderRecord(
+        order_id=order_id,
+        request=request_from_json(request_json),
+        status=Status(status),
+        seq=int(seq),
+        created_at=created_at,
+        history=tuple(json.loads(h) for h in (history or [])),
+        subscribers={k: SubscriberMode(v) for k, v in (subscribers or {}).items()},
+        attempts=int(attempts),
+        round=int(round_),
+        details=json.loads(details_json) if details_json else {},
+        fingerprint=fingerprint,
+    )

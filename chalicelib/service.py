@@ -1,0 +1,193 @@
+"""The service layer: what the REST and WebSocket entrypoints ask of the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.errors import EngineError, IdempotencyConflict, InvalidOrder, OrderNotFound
+from chalicelib.logs import logger
+from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode, status_event, utc_now_iso
+from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
+from chalicelib.publisher import StatusPublisher
+
+__all__ = ["OrderService", "SubscriptionService", "Submission", "ConnectionNotReady"]
+
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c1d1e-8f0a-4a3b-9a57-5c0e2b9d7a10")
+
+
+@dataclass(frozen=True)
+class Submission:
+    record: OrderRecord
+    created: bool
+
+
+class OrderService:
+    def __init__(self, store: OrderStore, queue: MessageQueue) -> None:
+        self.store = store
+        self.queue = queue
+
+    def submit(self, request: OrderRequest, idempotency_key: str | None = None, *, test_failure: bool = False) -> Submission:
+        """Store the order, then queue it; the 201 goes out only after both.
+
+        With an Idempotency-Key the order id is derived from the key, so a retried POST
+        finds the first order (one conditional put, no lock) and re-queues it if it is
+        still pending: a crash between the put and the send strands nothing.
+        """
+        fingerprint = request.fingerprint()
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 255:
+                raise InvalidOrder("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
+            order_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
+        else:
+            order_id = str(uuid.uuid4())
+        now = utc_now_iso()
+        details: dict[str, Any] = {"testFailure": True} if test_failure else {}
+        if idempotency_key is not None:
+            details["idempotencyKeyHash"] = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+        record = OrderRecord(
+            order_id=order_id,
+            request=request,
+            status=Status.PENDING,
+            seq=1,
+            created_at=now,
+            history=(status_event(order_id, Status.PENDING, 1, **request.to_public()),),
+            details=details,
+            fingerprint=fingerprint,
+        )
+        if self.store.create(record):
+            self.queue.send({"orderId": order_id, "round": 1})
+            logger.info("order accepted", extra={"orderId": order_id, **request.to_public()})
+            return Submission(record, created=True)
+        existing = self.store.get(order_id)
+        if existing is None:  # deleted in between: treat as a conflict rather than guess
+            raise IdempotencyConflict("that Idempotency-Key was used for an order that no longer exists")
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyConflict("that Idempotency-Key was already used with a different body")
+        if existing.status is Status.PENDING:
+            self.queue.send({"orderId": order_id, "round": existing.round})
+        return Submission(existing, created=False)
+
+    def get(self, order_id: str) -> OrderRecord:
+        record = self.store.get(order_id) if _plausible_id(order_id) else None
+        if record is None:
+            raise OrderNotFound(f"no order {order_id[:64]!r}")
+        return record
+
+    def list_recent(self, limit: int, status: str | None, next_token: str | None) -> tuple[list[OrderRecord], str | None]:
+        try:
+            wanted = Status(status) if status else None
+        except ValueError:
+            raise InvalidOrder(f"status must be one of {', '.join(s.value for s in Status)}", field="status", code="invalid_request") from None
+        try:
+            return self.store.list_recent(limit, wanted, next_token)
+        except (ValueError, TypeError, KeyError):
+            raise InvalidOrder("nextToken is not one this API returned", field="nextToken", code="invalid_request") from None
+
+
+def _plausible_id(order_id: str) -> bool:
+    return 0 < len(order_id) <= 64
+
+
+class ConnectionNotReady(Exception):
+    """The connection cannot be posted to yet (its $connect has not completed) or is gone."""
+
+
+class SubscriptionService:
+    """WebSocket subscriptions with no status lost to a race.
+
+    The subscriber list lives on the order item: a status write returns it, a subscribe
+    returns the history. Both serialise on the item, so whichever is second sees the other.
+    """
+
+    replay_retry_delays_s = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+    def __init__(
+        self,
+        store: OrderStore,
+        connections: ConnectionStore,
+        notifier: StatusNotifier,
+        replay_queue: MessageQueue,
+        sleep: Any = time.sleep,
+    ) -> None:
+        self.store = store
+        self.connections = connections
+        self.notifier = notifier
+        self.publisher = StatusPublisher(store, notifier)
+        self.replay_queue = replay_queue
+        self.sleep = sleep
+
+    def connect(self, connection_id: str, order_id: str | None) -> None:
+        """$connect: register, and queue the replay (nothing may be posted during $connect)."""
+        if order_id is None:
+            return
+        record = self.store.add_subscriber(order_id, connection_id, SubscriberMode.PENDING) if _plausible_id(order_id) else None
+        if record is None:
+            raise OrderNotFound(f"no order {order_id[:64]!r}")
+        self.connections.add_order(connection_id, order_id)
+        self.replay_queue.send({"orderId": order_id, "connectionId": connection_id})
+
+    def replay(self, order_id: str, connection_id: str) -> None:
+        """Deliver the history to a ?orderId= connection, then switch it to live pushes.
+
+        Marking it OPEN is a write on the item that returns it: any status written before
+        that write is in the returned history and sent here; any written after it sees
+        the OPEN subscriber and is pushed (and closes the connection if terminal).
+        """
+        record = self.store.get(order_id)
+        if record is None or connection_id not in record.subscribers:
+            return
+        if record.subscribers[connection_id] is not SubscriberMode.PENDING:
+            return  # a duplicate replay message: already done
+        self._replay_with_patience(record, connection_id)
+        marked = self.store.set_subscriber_mode(order_id, connection_id, SubscriberMode.OPEN)
+        if marked is None:
+            return  # disconnected meanwhile
+        if not self.publisher.replay(marked, connection_id, after_seq=record.seq):
+            self._drop(order_id, connection_id)
+            return
+        if marked.terminal:
+            self.notifier.close(connection_id)
+
+    def _replay_with_patience(self, record: OrderRecord, connection_id: str) -> None:
+        # On AWS the connection becomes postable a moment after $connect returns.
+        for delay in (0.0, *self.replay_retry_delays_s):
+            if delay:
+                self.sleep(delay)
+            if self.publisher.replay(record, connection_id):
+                return
+        raise ConnectionNotReady(connection_id)
+
+    def give_up_replay(self, order_id: str, connection_id: str) -> None:
+        logger.warning("replay abandoned", extra={"orderId": order_id, "connectionId": connection_id})
+        self._drop(order_id, connection_id)
+
+    def subscribe(self, connection_id: str, order_id: str) -> None:
+        record = self.store.add_subscriber(order_id, connection_id, SubscriberMode.SUBSCRIBED) if _plausible_id(order_id) else None
+        if record is None:
+            raise OrderNotFound(f"no order {order_id[:64]!r}")
+        self.connections.add_order(connection_id, order_id)
+        self.publisher.replay(record, connection_id)
+
+    def unsubscribe(self, connection_id: str, order_id: str) -> None:
+        if not _plausible_id(order_id):
+            raise OrderNotFound(f"no order {order_id[:64]!r}")
+        self.store.remove_subscriber(order_id, connection_id)
+        self.connections.remove_order(connection_id, order_id)
+
+    def disconnect(self, connection_id: str) -> None:
+        for order_id in self.connections.forget(connection_id):
+            self.store.remove_subscriber(order_id, connection_id)
+
+    def _drop(self, order_id: str, connection_id: str) -> None:
+        self.store.remove_subscriber(order_id, connection_id)
+
+
+def error_body(error: EngineError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": error.code, "message": error.message}
+    if error.field:
+        body["field"] = error.field
+    return body

@@ -1,0 +1,123 @@
+"""One contract, two stores: the in-memory twin and DynamoDB (moto) must behave alike."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.dynamo import DynamoConnectionStore, DynamoOrderStore, bind_tables
+from chalicelib.errors import StaleWrite
+from chalicelib.memory import MemoryConnectionStore, MemoryOrderStore
+from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode, status_event
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "resources.json"
+
+
+def _create_tables() -> None:
+    resources = json.loads(TEMPLATE.read_text())["Resources"]
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    for name, logical in (("t-orders", "OrdersTable"), ("t-connections", "ConnectionsTable")):
+        props = resources[logical]["Properties"]
+        kwargs = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode") if k in props}
+        if "GlobalSecondaryIndexes" in props:
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        client.create_table(TableName=name, **kwargs)
+    bind_tables("t-orders", "t-connections")
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def stores(request, monkeypatch) -> Iterator[tuple]:
+    if request.param == "memory":
+        yield MemoryOrderStore(), MemoryConnectionStore()
+        return
+    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        _create_tables()
+        yield DynamoOrderStore(), DynamoConnectionStore()
+
+
+def _order(order_id: str = "o-1", created_at: str = "2026-11-25T10:00:00.000Z") -> OrderRecord:
+    request = OrderRequest("SOL", "USDC", Decimal("1.5"), 1_500_000_000, Decimal("0.01"))
+    return OrderRecord(
+        order_id=order_id,
+        request=request,
+        status=Status.PENDING,
+        seq=1,
+        created_at=created_at,
+        history=(status_event(order_id, Status.PENDING, 1),),
+        fingerprint=request.fingerprint(),
+    )
+
+
+def test_create_is_conditional_and_get_round_trips(stores):
+    store, _ = stores
+    # GIVEN a stored order WHEN it is created again THEN the second create is refused
+    assert store.create(_order())
+    assert not store.create(_order())
+    got = store.get("o-1")
+    assert got is not None
+    assert got.request.amount == Decimal("1.5") and got.request.amount_in == 1_500_000_000
+    assert got.status is Status.PENDING and got.seq == 1 and got.history[0]["status"] == "pending"
+    assert store.get("missing") is None
+
+
+def test_status_write_is_conditional_on_seq_and_returns_subscribers(stores):
+    store, _ = stores
+    store.create(_order())
+    first = store.get("o-1")
+    # GIVEN a subscriber registered after the order was read
+    store.add_subscriber("o-1", "c-1", SubscriberMode.SUBSCRIBED)
+    # WHEN the worker writes the next status from its (older) read
+    written = store.append_status(first, status_event("o-1", Status.ROUTING, 2), {"dex": "raydium"}, attempts=1)
+    # THEN the write sees the subscriber: no status can be lost to the race
+    assert written.subscribers == {"c-1": SubscriberMode.SUBSCRIBED}
+    assert [e["seq"] for e in written.history] == [1, 2]
+    assert written.details["dex"] == "raydium" and written.attempts == 1
+    # AND a second writer holding the same stale read loses
+    with pytest.raises(StaleWrite):
+        store.append_status(first, status_event("o-1", Status.ROUTING, 2), {})
+
+
+def test_subscriber_modes(stores):
+    store, _ = stores
+    store.create(_order())
+    assert store.add_subscriber("missing", "c-1", SubscriberMode.PENDING) is None
+    assert store.set_subscriber_mode("o-1", "c-1", SubscriberMode.OPEN) is None  # not registered
+    store.add_subscriber("o-1", "c-1", SubscriberMode.PENDING)
+    marked = store.set_subscriber_mode("o-1", "c-1", SubscriberMode.OPEN)
+    assert marked is not None and marked.subscribers["c-1"] is SubscriberMode.OPEN
+    store.remove_subscriber("o-1", "c-1")
+    assert store.get("o-1").subscribers == {}
+
+
+def test_list_recent_newest_first_with_pagination_and_status(stores):
+    store, _ = stores
+    for i in range(5):
+        store.create(_order(f"o-{i}", f"2026-11-25T10:00:0{i}.000Z"))
+    record = store.get("o-3")
+    store.append_status(record, status_event("o-3", Status.ROUTING, 2), {})
+    page, token = store.list_recent(3, None, None)
+    assert [r.order_id for r in page] == ["o-4", "o-3", "o-2"]
+    assert token
+    rest, token2 = store.list_recent(3, None, token)
+    assert [r.order_id for r in rest] == ["o-1", "o-0"]
+    assert token2 is None or store.list_recent(3, None, token2)[0] == []
+    routing, _ = store.list_recent(10, Status.ROUTING, None)
+    assert [r.order_id for r in routing] == ["o-3"]
+
+
+def test_connections_remember_their_orders(stores):
+    _, connections = stores
+    connections.add_order("c-1", "o-1")
+    connections.add_order("c-1", "o-2")
+    connections.remove_order("c-1", "o-2")
+    assert connections.forget("c-1") == {"o-1"}
+    assert connections.forget("c-1") == set()
