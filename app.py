@@ -36,6 +36,31 @@ def health() -> Response:
     return handlers.health()
 
 
+@app.route("/api/dlq/failed-orders", methods=["GET"])
+def dlq_failed_orders() -> Response:
+    return handlers.dlq_failed_orders(app.current_request)
+
+
+@app.route("/api/dlq/stats", methods=["GET"])
+def dlq_stats() -> Response:
+    return handlers.dlq_stats()
+
+
+@app.route("/api/dlq/clear", methods=["DELETE"])
+def dlq_clear() -> Response:
+    return handlers.dlq_clear(keep_records=False)
+
+
+@app.route("/api/dlq/clear/failed", methods=["DELETE"])
+def dlq_clear_failed() -> Response:
+    return handlers.dlq_clear(keep_records=True)
+
+
+@app.route("/api/dlq/redrive", methods=["POST"])
+def dlq_redrive() -> Response:
+    return handlers.dlq_redrive()
+
+
 @app.route("/test/dlq", methods=["POST"], content_types=["application/json"])
 def submit_test_order() -> Response:
     return handlers.submit_test_order()

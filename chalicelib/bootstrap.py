@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from chalicelib.chain import SimulatedChain
 from chalicelib.config import Settings, load_settings
+from chalicelib.dlq import DeadLetterQueue, DeadLetterService
 from chalicelib.dynamo import DynamoConnectionStore, DynamoOrderStore, bind_tables
 from chalicelib.execution import OrderExecutor
+from chalicelib.failures import DynamoFailureStore, FailureModel, FailureStore
 from chalicelib.market import DEFAULT_TOKENS, Market, MarketConfig, TokenRegistry
 from chalicelib.messaging import ApiGatewayNotifier, SqsQueue
 from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
@@ -33,6 +35,8 @@ class Engine:
     orders: OrderService
     subscriptions: SubscriptionService
     executor: OrderExecutor
+    failures: FailureStore
+    dead_letters: DeadLetterService
 
 
 def build_engine(
@@ -44,6 +48,8 @@ def build_engine(
     replay_queue: MessageQueue | None = None,
     notifier: StatusNotifier | None = None,
     market: Market | None = None,
+    failures: FailureStore | None = None,
+    dlq: DeadLetterQueue | None = None,
 ) -> Engine:
     settings = settings or load_settings()
     bind_tables(settings.orders_table, settings.connections_table)
@@ -52,9 +58,13 @@ def build_engine(
     orders_queue = orders_queue or SqsQueue(settings.orders_queue_url)
     replay_queue = replay_queue or SqsQueue(settings.replay_queue_url)
     notifier = notifier or ApiGatewayNotifier(settings.websocket_endpoint)
+    FailureModel.Meta.table_name = settings.failures_table
+    failures = failures or DynamoFailureStore()
+    dlq = dlq or SqsQueue(settings.orders_dlq_url)
     market = market or Market(MarketConfig(seed=settings.market_seed, quote_delay_ms=settings.quote_delay_ms))
     chain = SimulatedChain(market, settings.submit_delay_ms, settings.market_seed)
     publisher = StatusPublisher(store, notifier)
+    executor = OrderExecutor(store, publisher, market, chain, settings.retry_delays_s, failures)
     return Engine(
         settings=settings,
         tokens=DEFAULT_TOKENS,
@@ -65,7 +75,9 @@ def build_engine(
         notifier=notifier,
         orders=OrderService(store, orders_queue),
         subscriptions=SubscriptionService(store, connections, notifier, replay_queue),
-        executor=OrderExecutor(store, publisher, market, chain, settings.retry_delays_s),
+        executor=executor,
+        failures=failures,
+        dead_letters=DeadLetterService(failures, dlq, orders_queue, executor),
     )
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.chain import ChainSubmission, SimulatedChain
-from chalicelib.errors import PermanentExecutionError, RetryableExecutionError, StaleWrite
+from chalicelib.errors import ExecutionError, PermanentExecutionError, RetryableExecutionError, StaleWrite
+from chalicelib.failures import FailureRecord, FailureStore
 from chalicelib.logs import logger
 from chalicelib.market import (
     DEFAULT_TOKENS,
@@ -44,8 +45,10 @@ class OrderExecutor:
         market: Market,
         chain: SimulatedChain,
         retry_delays_s: tuple[int, ...],
+        failures: FailureStore,
         registry: TokenRegistry = DEFAULT_TOKENS,
     ) -> None:
+        self.failures = failures
         self.store = store
         self.publisher = publisher
         self.market = market
@@ -161,7 +164,7 @@ class OrderExecutor:
         message = str(exc) or reason
         error = {"attempt": attempt, "reason": reason, "message": message, "retryable": retryable, "at": utc_now_iso()}
         last = not retryable or attempt >= self.max_attempts
-        logger.warning("attempt failed", extra={"orderId": order_id, **error, "final": last})
+        logger.warning("attempt failed", extra={"orderId": order_id, "error": error, "final": last})
         for _ in range(3):  # the order may move under us (a duplicate delivery); re-read and retry
             record = self.store.get(order_id)
             if record is None or record.terminal:
@@ -169,8 +172,10 @@ class OrderExecutor:
             errors = [*record.details.get("errors", []), error]
             try:
                 if last:
-                    fields = {"error": message, "reason": reason, "attempts": attempt}
-                    self._write(record, Status.FAILED, fields, {"errors": errors, "lastError": message, "error": message, "failureReason": reason})
+                    # Status first, record second: a crash in between leaves a failed order
+                    # whose DLQ message reconcile() gives its record (finish_dead_letter).
+                    failed = self._fail(record, message, reason, attempt, errors)
+                    self._record_failure(failed, retryable)
                 else:
                     self.store.update_details(record, {"errors": errors, "lastError": message})
                 break
@@ -181,6 +186,52 @@ class OrderExecutor:
         if last:
             return AttemptOutcome(done=False, retry_in_s=0, reason=reason)  # the redrive policy moves it to the DLQ
         return AttemptOutcome(done=False, retry_in_s=self.retry_delays_s[attempt - 1], reason=reason)
+
+    def _fail(self, record: OrderRecord, message: str, reason: str, attempts: int, errors: list[Any]) -> OrderRecord:
+        fields = {"error": message, "reason": reason, "attempts": attempts}
+        details = {"errors": errors, "lastError": message, "error": message, "failureReason": reason}
+        return self._write(record, Status.FAILED, fields, details, attempts=attempts)
+
+    def _record_failure(self, record: OrderRecord, retryable: bool) -> None:
+        details = record.details
+        self.failures.put(
+            FailureRecord(
+                order_id=record.order_id,
+                original_order={"orderId": record.order_id, **record.request.to_public(), "createdAt": record.created_at},
+                failure_reason=str(details.get("failureReason", "unknown")),
+                attempts_made=record.attempts,
+                failed_at=str(record.history[-1]["timestamp"]),
+                last_error=str(details.get("lastError", "")),
+                errors=list(details.get("errors", [])),
+                round=record.round,
+                retryable=retryable,
+            )
+        )
+
+    def finish_dead_letter(self, order_id: str) -> bool:
+        """A message reached the DLQ: make its order terminal and give it a failure record.
+
+        An order found `submitted` has a transaction on the chain: confirm that one
+        (True: the message can go) rather than call it failed.
+        """
+        record = self.store.get(order_id)
+        if record is None:
+            return False
+        if record.status is Status.CONFIRMED:
+            return True
+        if record.status is Status.SUBMITTED and record.details.get("txHash"):
+            try:
+                self._confirm(record, _plan_from(record, self.registry), _submission_from(record))
+                return True
+            except (MarketError, ExecutionError, StaleWrite) as exc:
+                logger.warning("dead-lettered transaction did not confirm", extra={"orderId": order_id, "error": str(exc)})
+                record = self.store.get(order_id) or record
+        if not record.terminal:
+            message = str(record.details.get("lastError") or "the worker stopped on its last attempt")
+            error = {"attempt": record.attempts, "reason": "dead_lettered", "message": message, "retryable": True, "at": utc_now_iso()}
+            record = self._fail(record, message, "dead_lettered", record.attempts, [*record.details.get("errors", []), error])
+        self._record_failure(record, retryable=True)
+        return False
 
 
 def _plan_from(record: OrderRecord, registry: TokenRegistry) -> RoutePlan:

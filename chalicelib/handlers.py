@@ -23,6 +23,10 @@ __all__ = [
     "get_order",
     "list_orders",
     "list_tokens",
+    "dlq_failed_orders",
+    "dlq_stats",
+    "dlq_clear",
+    "dlq_redrive",
     "health",
     "ws_connect",
     "ws_message",
@@ -110,13 +114,42 @@ def get_order(order_id: str) -> Response:
 def list_orders(request: Any) -> Response:
     def run() -> Response:
         params = request.query_params or {}
-        limit_text = params.get("limit", "20")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
-            raise InvalidOrder("limit must be an integer from 1 to 100", field="limit", code="invalid_request")
-        items, token = engine().orders.list_recent(int(limit_text), params.get("status"), params.get("nextToken"))
+        items, token = engine().orders.list_recent(_limit(params), params.get("status"), params.get("nextToken"))
         return _json({"items": [r.to_public() for r in items], "nextToken": token})
 
     return _guard(run)
+
+
+def dlq_failed_orders(request: Any) -> Response:
+    def run() -> Response:
+        params = request.query_params or {}
+        limit = _limit(params)
+        try:
+            items, token = engine().dead_letters.list(limit, params.get("nextToken"))
+        except (ValueError, TypeError, KeyError):
+            raise InvalidOrder("nextToken is not one this API returned", field="nextToken", code="invalid_request") from None
+        return _json({"items": items, "nextToken": token})
+
+    return _guard(run)
+
+
+def dlq_stats() -> Response:
+    return _guard(lambda: _json(engine().dead_letters.stats()))
+
+
+def dlq_clear(*, keep_records: bool) -> Response:
+    return _guard(lambda: _json(engine().dead_letters.clear(keep_records=keep_records)))
+
+
+def dlq_redrive() -> Response:
+    return _guard(lambda: _json(engine().dead_letters.redrive()))
+
+
+def _limit(params: dict[str, str]) -> int:
+    text = params.get("limit", "20")
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise InvalidOrder("limit must be an integer from 1 to 100", field="limit", code="invalid_request")
+    return int(text)
 
 
 def list_tokens() -> Response:

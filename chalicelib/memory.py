@@ -130,15 +130,32 @@ class MemoryConnectionStore:
 
 
 class MemoryQueue:
+    """Keeps what was sent; receive hands out what is not deleted (no visibility clock)."""
+
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
         self.visibility: dict[str, int] = {}
+        self._live: dict[str, dict[str, Any]] = {}
+        self._next = 0
 
     def send(self, body: dict[str, Any]) -> None:
         self.sent.append(body)
+        self._next += 1
+        self._live[str(self._next)] = body
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         self.visibility[receipt_handle] = seconds
+
+    def receive(self, max_messages: int = 10, wait_s: int = 0, visibility_s: int = 30) -> list[dict[str, Any]]:
+        ids = list(self._live)[:max_messages]
+        return [{"id": i, "receipt": i, "body": self._live[i], "receiveCount": 1} for i in ids]
+
+    def delete(self, receipts: list[str]) -> None:
+        for receipt in receipts:
+            self._live.pop(receipt, None)
+
+    def depth(self) -> int:
+        return len(self._live)
 
 
 class MemoryNotifier:

@@ -41,6 +41,40 @@ class SqsQueue:
             QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43200))
         )
 
+    def receive(self, max_messages: int = 10, wait_s: int = 0, visibility_s: int = 30) -> list[dict[str, Any]]:
+        """Messages as `{"id", "receipt", "body", "receiveCount"}` dicts."""
+        answer = self.client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max(1, min(max_messages, 10)),
+            WaitTimeSeconds=wait_s,
+            VisibilityTimeout=visibility_s,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        return [
+            {
+                "id": m["MessageId"],
+                "receipt": m["ReceiptHandle"],
+                "body": json.loads(m["Body"]),
+                "receiveCount": int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            }
+            for m in answer.get("Messages", [])
+        ]
+
+    def delete(self, receipts: list[str]) -> None:
+        for start in range(0, len(receipts), 10):
+            chunk = receipts[start : start + 10]
+            self.client.delete_message_batch(
+                QueueUrl=self.url, Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
+            )
+
+    def depth(self) -> int:
+        """Messages in the queue, visible or in flight (SQS's approximate counts)."""
+        attrs = self.client.get_queue_attributes(
+            QueueUrl=self.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+
 
 class ApiGatewayNotifier:
     """Pushes to WebSocket clients with PostToConnection; a 410 means the client is gone.

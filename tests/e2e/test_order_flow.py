@@ -1,0 +1,183 @@
+"""An order end to end: real HTTP, a real WebSocket, the local runtime, moto behind it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+import websocket
+
+from tests.support import follow, http, statuses
+
+pytestmark = pytest.mark.e2e
+
+LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
+
+
+def _submit(rt, **overrides):
+    body = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5", "slippage": 0.01, **overrides}
+    status, order = http("POST", f"{rt.rest}/order", body)
+    assert status == 201, order
+    return order
+
+
+def _wait_terminal(rt, order_id, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, order = http("GET", f"{rt.rest}/order/{order_id}")
+        assert status == 200
+        if order["status"] in ("confirmed", "failed"):
+            return order
+        time.sleep(0.2)
+    raise AssertionError(f"order {order_id} not terminal after {timeout}s")
+
+
+def test_order_travels_pending_to_confirmed_over_websocket(runtime):
+    # GIVEN an order submitted over REST
+    order = _submit(runtime)
+    assert order["status"] == "pending" and order["orderId"]
+    # WHEN a client connects for it right away
+    frames = follow(runtime.ws, order["orderId"])
+    # THEN it receives every status in order, then the server closes the connection
+    events = statuses(frames, order["orderId"])
+    assert [e["status"] for e in events] == LIFECYCLE
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    routing, building, confirmed = events[1], events[2], events[4]
+    assert {q["dex"] for q in routing["quotes"]} == {"raydium", "meteora"}
+    assert routing["dex"] in ("raydium", "meteora", "split") and routing["route"]
+    assert Decimal(building["minAmountOut"]) > 0
+    assert confirmed["txHash"] and Decimal(confirmed["executedPrice"]) > 0
+    assert Decimal(confirmed["amountOut"]) >= Decimal(building["minAmountOut"])
+    # AND GET /order shows the same history
+    status, stored = http("GET", f"{runtime.rest}/order/{order['orderId']}")
+    assert status == 200
+    assert stored["status"] == "confirmed" and stored["txHash"] == confirmed["txHash"]
+    assert [e["seq"] for e in stored["history"]] == [1, 2, 3, 4, 5]
+    assert stored["history"][4] == confirmed
+
+
+def test_late_subscriber_gets_full_history_then_is_disconnected(runtime):
+    # GIVEN an order that has already confirmed
+    order = _submit(runtime)
+    _wait_terminal(runtime, order["orderId"])
+    # WHEN a client connects for it afterwards
+    started = time.monotonic()
+    frames = follow(runtime.ws, order["orderId"], timeout=20)
+    # THEN it still receives the whole history and the server closes the connection
+    assert [e["status"] for e in statuses(frames, order["orderId"])] == LIFECYCLE
+    assert time.monotonic() - started < 15, "the server should close after the terminal status"
+
+
+def test_subscribe_action_follows_several_orders_on_one_connection(runtime):
+    first, second = _submit(runtime), _submit(runtime, tokenIn="USDC", tokenOut="SOL", amount="25")
+    frames = follow(runtime.ws, subscribe=[first["orderId"], second["orderId"]], timeout=30)
+    for order in (first, second):
+        assert [e["status"] for e in statuses(frames, order["orderId"])] == LIFECYCLE
+
+
+def test_subscriber_before_the_order_is_queued_misses_nothing(runtime):
+    # GIVEN a client already subscribed when the order is only just stored
+    status, order = http("POST", f"{runtime.rest}/order", {"tokenIn": "SOL", "tokenOut": "USDT", "amount": 2, "slippageBps": 50})
+    assert status == 201
+    conn = websocket.create_connection(f"{runtime.ws}/?orderId={order['orderId']}", timeout=30)
+    frames = []
+    try:
+        while True:
+            try:
+                text = conn.recv()
+            except websocket.WebSocketConnectionClosedException:
+                break
+            if not text:
+                break
+            frames.append(json.loads(text))
+    finally:
+        conn.close()
+    assert [e["status"] for e in statuses(frames, order["orderId"])] == LIFECYCLE
+
+
+def test_fifty_orders_all_confirm_with_at_most_ten_executing(runtime):
+    # GIVEN 50 orders submitted at once
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def submit() -> None:
+        order = _submit(runtime, amount="0.25")
+        with lock:
+            ids.append(order["orderId"])
+
+    threads = [threading.Thread(target=submit) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 50
+    # WHEN they all finish
+    orders = [_wait_terminal(runtime, oid, timeout=120) for oid in ids]
+    # THEN every one confirmed
+    assert {o["status"] for o in orders} == {"confirmed"}
+    # AND the recorded timestamps never show more than 10 executing at once
+    def ts(event):
+        return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+
+    edges = []
+    for order in orders:
+        history = order["history"]
+        start = min(ts(e) for e in history if e["status"] == "routing")
+        end = max(ts(e) for e in history if e["status"] == "confirmed")
+        edges += [(start, 1), (end, -1)]
+    running = peak = 0
+    for _, delta in sorted(edges, key=lambda e: (e[0], e[1])):
+        running += delta
+        peak = max(peak, running)
+    assert peak <= 10, f"{peak} orders executing at once"
+    assert peak >= 5, f"only {peak} at once: the consumer is not running orders concurrently"
+
+
+def test_bad_orders_get_clear_400s_and_store_nothing(runtime):
+    _, before = http("GET", f"{runtime.rest}/orders?limit=100")
+    cases = [
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": -1, "slippage": 0.01}, "amount"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.0000000001", "slippage": 0.01}, "amount"),
+        ({"tokenIn": "SOL", "tokenOut": "SOL", "amount": 1, "slippage": 0.01}, "tokenOut"),
+        ({"tokenIn": "DOGE", "tokenOut": "USDC", "amount": 1, "slippage": 0.01}, "tokenIn"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippage": 2}, "slippage"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippage": 0.01, "type": "limit"}, "type"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": True, "slippage": 0.01}, "amount"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippage": 0.01, "extra": 1}, "extra"),
+        ([1, 2, 3], None),
+    ]
+    for body, field in cases:
+        status, error = http("POST", f"{runtime.rest}/order", body)
+        assert status == 400, (body, status, error)
+        assert error["error"] and error["message"]
+        if field:
+            assert error.get("field") == field, (body, error)
+    status, error = http("POST", f"{runtime.rest}/order", raw=b"{not json")
+    assert status == 400 and error["error"] == "invalid_json"
+    status, error = http("POST", f"{runtime.rest}/order", raw=b"{" + b" " * 200_000 + b"}")
+    assert status == 413 and error["error"] == "payload_too_large"
+    status, error = http("GET", f"{runtime.rest}/order/does-not-exist")
+    assert status == 404 and error["error"] == "not_found"
+    _, after = http("GET", f"{runtime.rest}/orders?limit=100")
+    assert len(after["items"]) == len(before["items"])
+
+
+def test_websocket_bad_frames_get_errors_and_the_connection_stays_open(runtime):
+    conn = websocket.create_connection(runtime.ws, timeout=10)
+    try:
+        for frame, code in (("not json", "invalid_json"), ('{"action": "dance"}', "unknown_action"), ('{"action": "subscribe", "orderId": "nope"}', "not_found")):
+            conn.send(frame)
+            reply = json.loads(conn.recv())
+            assert reply["type"] == "error" and reply["error"] == code, reply
+        order = _submit(runtime)
+        conn.send(json.dumps({"action": "subscribe", "orderId": order["orderId"]}))
+        seen = []
+        while not seen or seen[-1]["status"] != "confirmed":
+            seen = statuses([*seen, json.loads(conn.recv())], order["orderId"])
+        assert [e["status"] for e in seen] == LIFECYCLE
+    finally:
+        conn.close()

@@ -1,0 +1,181 @@
+"""Test helpers shared by the tiers: free ports, child processes, HTTP and WebSocket clients."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websocket
+
+ROOT = Path(__file__).resolve().parents[1]
+TERMINAL = {"confirmed", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """A moto server of our own on a free port, stopped afterwards."""
+    port = free_port()
+    log = open(log_dir / f"moto-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/moto-api/", proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+@dataclass
+class Runtime:
+    """The local runtime as a child process (so a test can SIGKILL it)."""
+
+    endpoint: str
+    log_path: Path
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    rest_port: int = field(default_factory=free_port)
+    ws_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def rest(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}"
+
+    def start(self) -> Runtime:
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "REST_PORT": str(self.rest_port),
+            "WS_PORT": str(self.ws_port),
+            "DEX_QUOTE_MS": "0",
+            "DEX_SUBMIT_MS": "0",
+            "PYTHONUNBUFFERED": "1",
+            **self.env_overrides,
+        }
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "offline", "--app-dir", str(ROOT), "--stage", "dev"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_http(f"{self.rest}/health", timeout=60, proc=self.proc)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, sig)
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            text = resp.read().decode()
+            return resp.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode()
+        try:
+            return exc.code, json.loads(text)
+        except ValueError:
+            return exc.code, text
+
+
+def follow(ws_url: str, order_id: str | None = None, timeout: float = 60.0, subscribe: list[str] | None = None) -> list[dict[str, Any]]:
+    """Collect every frame until the server closes, or every followed order is terminal."""
+    url = f"{ws_url}/?orderId={order_id}" if order_id else ws_url
+    conn = websocket.create_connection(url, timeout=timeout)
+    for oid in subscribe or []:
+        conn.send(json.dumps({"action": "subscribe", "orderId": oid}))
+    frames: list[dict[str, Any]] = []
+    pending = set(subscribe or [])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                text = conn.recv()
+            except websocket.WebSocketConnectionClosedException:
+                break
+            if not text:
+                break
+            frame = json.loads(text)
+            frames.append(frame)
+            if subscribe and frame.get("status") in TERMINAL:
+                pending.discard(frame["orderId"])
+                if not pending:
+                    break
+    finally:
+        conn.close()
+    return frames
+
+
+def statuses(frames: list[dict[str, Any]], order_id: str) -> list[dict[str, Any]]:
+    """Order by seq and drop repeats, as the contract tells clients to."""
+    by_seq: dict[int, dict[str, Any]] = {}
+    for frame in frames:
+        if frame.get("type") == "status" and frame.get("orderId") == order_id:
+            by_seq.setdefault(int(frame["seq"]), frame)
+    return [by_seq[s] for s in sorted(by_seq)]

@@ -1,0 +1,151 @@
+"""The service layer and executor against the in-memory twins: no I/O, real market maths."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from chalicelib.bootstrap import build_engine
+from chalicelib.config import Settings
+from chalicelib.failures import MemoryFailureStore
+from chalicelib.market import Market, MarketConfig
+from chalicelib.memory import MemoryConnectionStore, MemoryNotifier, MemoryOrderStore, MemoryQueue
+from chalicelib.orders import OrderRequest, Status, SubscriberMode
+
+LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
+
+
+@pytest.fixture
+def eng():
+    settings = Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), retry_delays_s=(2, 4, 8))
+    return build_engine(
+        settings,
+        store=MemoryOrderStore(),
+        connections=MemoryConnectionStore(),
+        orders_queue=MemoryQueue(),
+        replay_queue=MemoryQueue(),
+        notifier=MemoryNotifier(),
+        market=Market(MarketConfig(seed=1, quote_delay_ms=(0, 0))),
+        failures=MemoryFailureStore(),
+        dlq=MemoryQueue(),
+    )
+
+
+def _request(amount: str = "1.5") -> OrderRequest:
+    return OrderRequest("SOL", "USDC", Decimal(amount), int(Decimal(amount) * 10**9), Decimal("0.01"))
+
+
+def test_submit_stores_then_queues(eng):
+    submission = eng.orders.submit(_request())
+    assert submission.created
+    assert eng.store.get(submission.record.order_id).status is Status.PENDING
+    assert eng.orders_queue.sent == [{"orderId": submission.record.order_id, "round": 1}]
+
+
+def test_same_idempotency_key_returns_the_first_order_and_different_body_conflicts(eng):
+    first = eng.orders.submit(_request(), "key-1")
+    again = eng.orders.submit(_request(), "key-1")
+    assert not again.created and again.record.order_id == first.record.order_id
+    from chalicelib.errors import IdempotencyConflict
+
+    with pytest.raises(IdempotencyConflict):
+        eng.orders.submit(_request("2"), "key-1")
+
+
+def test_a_subscriber_sees_every_status_and_the_open_connection_is_closed(eng):
+    order_id = eng.orders.submit(_request()).record.order_id
+    # GIVEN a ?orderId= connection whose replay ran before the worker
+    eng.subscriptions.connect("c-1", order_id)
+    assert eng.replay_queue.sent == [{"orderId": order_id, "connectionId": "c-1"}]
+    eng.subscriptions.replay(order_id, "c-1")
+    # WHEN the worker executes the order
+    outcome = eng.executor.run(order_id, receive_count=1)
+    # THEN the connection received pending..confirmed once each and was closed after it
+    assert outcome.done
+    seen = eng.notifier.messages["c-1"]
+    assert [m["status"] for m in seen] == LIFECYCLE
+    assert [m["seq"] for m in seen] == [1, 2, 3, 4, 5]
+    assert eng.notifier.closed == ["c-1"]
+    assert seen[-1]["txHash"] and Decimal(seen[-1]["executedPrice"]) > 0
+
+
+def test_no_push_while_the_connection_is_pending_and_replay_catches_up(eng):
+    order_id = eng.orders.submit(_request()).record.order_id
+    # GIVEN the connection is registered but its replay has not run (still in $connect on AWS)
+    eng.subscriptions.connect("c-1", order_id)
+    eng.executor.run(order_id, receive_count=1)
+    assert "c-1" not in eng.notifier.messages  # nothing was posted during $connect
+    # WHEN the replay runs afterwards
+    eng.subscriptions.replay(order_id, "c-1")
+    # THEN it delivers the full history and closes, since the order is terminal
+    assert [m["status"] for m in eng.notifier.messages["c-1"]] == LIFECYCLE
+    assert eng.notifier.closed == ["c-1"]
+
+
+def test_a_gone_subscriber_is_forgotten(eng):
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.subscriptions.subscribe("c-1", order_id)
+    eng.notifier.gone.add("c-1")
+    eng.executor.run(order_id, receive_count=1)
+    assert eng.store.get(order_id).subscribers == {}
+
+
+def test_a_redelivered_submitted_order_confirms_the_same_transaction(eng, monkeypatch):
+    order_id = eng.orders.submit(_request()).record.order_id
+    chain = eng.executor.chain
+    original = chain.confirm
+
+    def crash(*args, **kwargs):
+        raise SystemExit("worker died mid-confirmation")
+
+    # GIVEN a worker that dies after the transaction was submitted
+    monkeypatch.setattr(chain, "confirm", crash)
+    with pytest.raises(SystemExit):
+        eng.executor.run(order_id, receive_count=1)
+    submitted = eng.store.get(order_id)
+    assert submitted.status is Status.SUBMITTED
+    # WHEN the message is delivered again
+    monkeypatch.setattr(chain, "confirm", original)
+    eng.executor.run(order_id, receive_count=2)
+    # THEN the order confirms with the transaction it already had: no second swap
+    done = eng.store.get(order_id)
+    assert done.status is Status.CONFIRMED
+    assert done.details["txHash"] == submitted.details["txHash"]
+    assert [e["status"] for e in done.history] == LIFECYCLE
+
+
+def test_a_terminal_order_is_left_alone(eng):
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.executor.run(order_id, receive_count=1)
+    before = eng.store.get(order_id)
+    outcome = eng.executor.run(order_id, receive_count=2)
+    assert outcome.done and eng.store.get(order_id).seq == before.seq
+
+
+def test_retryable_failures_back_off_then_fail_once(eng):
+    order_id = eng.orders.submit(_request(), test_failure=True).record.order_id
+    eng.subscriptions.subscribe("c-1", order_id)
+    delays = []
+    for receive in (1, 2, 3, 4):
+        outcome = eng.executor.run(order_id, receive_count=receive)
+        assert not outcome.done
+        delays.append(outcome.retry_in_s)
+    assert delays == [2, 4, 8, 0]
+    final = eng.store.get(order_id)
+    assert final.status is Status.FAILED and final.attempts == 4
+    assert len(final.details["errors"]) == 4
+    failed = [m for m in eng.notifier.messages["c-1"] if m["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["attempts"] == 4
+    routing_attempts = [m.get("attempt") for m in eng.notifier.messages["c-1"] if m["status"] == "routing"]
+    assert routing_attempts == [1, 2, 3, 4]
+    retries = [m for m in eng.notifier.messages["c-1"] if m["status"] == "routing" and m["attempt"] > 1]
+    assert all(m["error"] for m in retries)
+
+
+def test_subscribe_mode_is_kept_on_the_order(eng):
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.subscriptions.subscribe("c-9", order_id)
+    assert eng.store.get(order_id).subscribers == {"c-9": SubscriberMode.SUBSCRIBED}
+    eng.subscriptions.disconnect("c-9")
+    assert eng.store.get(order_id).subscribers == {}
