@@ -11,6 +11,7 @@ from chalicelib import handlers
 app = Chalice(app_name="solana-exec")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
+
 @app.route("/order", methods=["POST"], content_types=["application/json"])
 def submit_order() -> Response:
     return handlers.submit_order(app.current_request)

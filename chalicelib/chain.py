@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from solders.hash import Hash
 from solders.keypair import Keypair
 
 from chalicelib.market import Fill, Market, RoutePlan, SignedSwap, build_swap_transaction
 
-__all__ = ["SimulatedChain", "ChainSubmission"]
+__all__ = ["ChainSubmission", "SimulatedChain"]
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ runtime sets the same variables from the same files.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
-__all__ = ["Settings", "parse_delay_ms", "load_settings"]
+__all__ = ["Settings", "load_settings", "parse_delay_ms"]
 
 
 def parse_delay_ms(text: str, default: tuple[int, int]) -> tuple[int, int]:

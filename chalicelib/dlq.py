@@ -9,7 +9,7 @@ from chalicelib.failures import FailureStore
 from chalicelib.logs import logger
 from chalicelib.ports import MessageQueue
 
-__all__ = ["DeadLetterService", "DeadLetterQueue", "DeadLetterFinisher"]
+__all__ = ["DeadLetterFinisher", "DeadLetterQueue", "DeadLetterService"]
 
 _MAX_MESSAGES_PER_CALL = 1000  # bounds one redrive/clear call; call again for more
 
@@ -59,7 +59,7 @@ class DeadLetterService:
 
     def list(self, limit: int, next_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         self.reconcile()
-        records, token = self.failures.list(limit, next_token)
+        records, token = self.failures.page(limit, next_token)
         return [r.to_public() for r in records], token
 
     def stats(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from chalicelib.orders import OrderRecord, Status, SubscriberMode, utc_now_iso
 from chalicelib.ports import Page
 from chalicelib.records import dumps, record_from_parts, request_to_json
 
-__all__ = ["OrderModel", "ConnectionModel", "DynamoOrderStore", "DynamoConnectionStore", "bind_tables"]
+__all__ = ["ConnectionModel", "DynamoConnectionStore", "DynamoOrderStore", "OrderModel", "bind_tables"]
 
 _LIST_KEY = "orders"
 
@@ -85,7 +86,7 @@ def _to_record(item: OrderModel) -> OrderRecord:
         status=item.status,
         seq=int(item.seq),
         created_at=item.createdAt,
-        history=list(item.history or []),
+        history=[str(h) for h in (item.history or [])],
         subscribers={k: str(v) for k, v in subscribers.items()},
         attempts=int(item.attempts or 0),
         round_=int(item.round or 1),
@@ -229,8 +230,6 @@ class DynamoConnectionStore:
             item = ConnectionModel.get(connection_id, consistent_read=True)
         except DoesNotExist:
             return set()
-        try:
+        with contextlib.suppress(DeleteError):
             item.delete()
-        except DeleteError:
-            pass
         return set(item.orders or ())

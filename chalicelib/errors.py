@@ -4,13 +4,13 @@ from __future__ import annotations
 
 __all__ = [
     "EngineError",
+    "ExecutionError",
+    "IdempotencyConflict",
     "InvalidOrder",
     "OrderNotFound",
-    "IdempotencyConflict",
-    "StaleWrite",
-    "ExecutionError",
-    "RetryableExecutionError",
     "PermanentExecutionError",
+    "RetryableExecutionError",
+    "StaleWrite",
 ]
 
 

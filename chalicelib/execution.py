@@ -25,7 +25,7 @@ from chalicelib.orders import OrderRecord, Status, can_transition, status_event,
 from chalicelib.ports import OrderStore
 from chalicelib.publisher import StatusPublisher
 
-__all__ = ["OrderExecutor", "AttemptOutcome"]
+__all__ = ["AttemptOutcome", "OrderExecutor"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,9 @@ class OrderExecutor:
             return AttemptOutcome(done=True)
         except StaleWrite:
             # Another delivery of this message moved the order; look again after a pause.
-            return AttemptOutcome(done=False, retry_in_s=self.retry_delays_s[0] if self.retry_delays_s else 1, reason="stale")
+            return AttemptOutcome(
+                done=False, retry_in_s=self.retry_delays_s[0] if self.retry_delays_s else 1, reason="stale"
+            )
         except (RetryableExecutionError, PermanentExecutionError, MarketError) as exc:
             return self._failed_attempt(order_id, attempt, exc)
         except Exception as exc:  # noqa: BLE001 - unknown faults are treated as transient
@@ -100,19 +102,31 @@ class OrderExecutor:
         record = self._write(
             record,
             Status.ROUTING,
-            {"attempt": attempt, "round": round_ if round_ > 1 else None, "quotes": quotes, "dex": plan.dex, "route": legs, "error": previous_error},
+            {
+                "attempt": attempt,
+                "round": round_ if round_ > 1 else None,
+                "quotes": quotes,
+                "dex": plan.dex,
+                "route": legs,
+                "error": previous_error,
+            },
             {"routing": {"quotes": quotes, "dex": plan.dex, "route": legs}, "dex": plan.dex},
             attempts=attempt,
             round_=round_,
             redrive=round_ > record.round or record.status is Status.FAILED,
         )
-        logger.info("routed", extra={"orderId": record.order_id, "attempt": attempt, "dex": plan.dex, "quotes": quotes, "route": legs})
+        logger.info(
+            "routed",
+            extra={"orderId": record.order_id, "attempt": attempt, "dex": plan.dex, "quotes": quotes, "route": legs},
+        )
         min_out = request.min_amount_out(plan.amount_out)
         min_out_text = str(self.registry.to_decimal(token_out, min_out))
         record = self._write(record, Status.BUILDING, {"minAmountOut": min_out_text}, {"minAmountOut": min_out_text})
         signed = self.chain.build(plan, min_out)
         if record.details.get("testFailure"):
-            raise RetryableExecutionError("simulated failure: the test harness drops every transaction", reason="test_failure")
+            raise RetryableExecutionError(
+                "simulated failure: the test harness drops every transaction", reason="test_failure"
+            )
         submission = self.chain.submit(signed)
         record = self._write(
             record,
@@ -134,7 +148,12 @@ class OrderExecutor:
         token_out = plan.token_out
         amount_out = str(self.registry.to_decimal(token_out, fill.amount_out))
         executed_price = str(fill.executed_price)
-        fields = {"txHash": submission.signature, "executedPrice": executed_price, "amountOut": amount_out, "dex": plan.dex}
+        fields = {
+            "txHash": submission.signature,
+            "executedPrice": executed_price,
+            "amountOut": amount_out,
+            "dex": plan.dex,
+        }
         self._write(record, Status.CONFIRMED, fields, {**fields, "error": None})
         logger.info("confirmed", extra={"orderId": record.order_id, **fields})
 
@@ -197,7 +216,11 @@ class OrderExecutor:
         self.failures.put(
             FailureRecord(
                 order_id=record.order_id,
-                original_order={"orderId": record.order_id, **record.request.to_public(), "createdAt": record.created_at},
+                original_order={
+                    "orderId": record.order_id,
+                    **record.request.to_public(),
+                    "createdAt": record.created_at,
+                },
                 failure_reason=str(details.get("failureReason", "unknown")),
                 attempts_made=record.attempts,
                 failed_at=str(record.history[-1]["timestamp"]),
@@ -224,12 +247,22 @@ class OrderExecutor:
                 self._confirm(record, _plan_from(record, self.registry), _submission_from(record))
                 return True
             except (MarketError, ExecutionError, StaleWrite) as exc:
-                logger.warning("dead-lettered transaction did not confirm", extra={"orderId": order_id, "error": str(exc)})
+                logger.warning(
+                    "dead-lettered transaction did not confirm", extra={"orderId": order_id, "error": str(exc)}
+                )
                 record = self.store.get(order_id) or record
         if not record.terminal:
             message = str(record.details.get("lastError") or "the worker stopped on its last attempt")
-            error = {"attempt": record.attempts, "reason": "dead_lettered", "message": message, "retryable": True, "at": utc_now_iso()}
-            record = self._fail(record, message, "dead_lettered", record.attempts, [*record.details.get("errors", []), error])
+            error = {
+                "attempt": record.attempts,
+                "reason": "dead_lettered",
+                "message": message,
+                "retryable": True,
+                "at": utc_now_iso(),
+            }
+            record = self._fail(
+                record, message, "dead_lettered", record.attempts, [*record.details.get("errors", []), error]
+            )
         self._record_failure(record, retryable=True)
         return False
 

@@ -12,7 +12,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.models import Model
 
-__all__ = ["FailureRecord", "FailureStore", "DynamoFailureStore", "MemoryFailureStore", "FailureModel"]
+__all__ = ["DynamoFailureStore", "FailureModel", "FailureRecord", "FailureStore", "MemoryFailureStore"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class FailureStore(Protocol):
 
     def get(self, order_id: str) -> FailureRecord | None: ...
 
-    def list(self, limit: int, next_token: str | None) -> tuple[list[FailureRecord], str | None]: ...
+    def page(self, limit: int, next_token: str | None) -> tuple[list[FailureRecord], str | None]: ...
 
     def all(self) -> list[FailureRecord]: ...
 
@@ -76,7 +76,10 @@ def _from_item(item: FailureModel) -> FailureRecord:
 class DynamoFailureStore:
     def put(self, record: FailureRecord) -> None:
         FailureModel(
-            record.order_id, body=json.dumps(asdict(record), default=str), failedAt=record.failed_at, redriven=record.redriven
+            record.order_id,
+            body=json.dumps(asdict(record), default=str),
+            failedAt=record.failed_at,
+            redriven=record.redriven,
         ).save()
 
     def get(self, order_id: str) -> FailureRecord | None:
@@ -85,7 +88,7 @@ class DynamoFailureStore:
         except DoesNotExist:
             return None
 
-    def list(self, limit: int, next_token: str | None) -> tuple[list[FailureRecord], str | None]:
+    def page(self, limit: int, next_token: str | None) -> tuple[list[FailureRecord], str | None]:
         start = json.loads(base64.urlsafe_b64decode(next_token.encode())) if next_token else None
         results = FailureModel.scan(limit=limit, last_evaluated_key=start, page_size=limit)
         items = [_from_item(i) for i in results]
@@ -97,7 +100,9 @@ class DynamoFailureStore:
 
     def mark_redriven(self, order_id: str) -> None:
         try:
-            FailureModel(order_id).update(actions=[FailureModel.redriven.add(1)], condition=FailureModel.orderId.exists())
+            FailureModel(order_id).update(
+                actions=[FailureModel.redriven.add(1)], condition=FailureModel.orderId.exists()
+            )
         except UpdateError as exc:
             if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
                 raise
@@ -123,7 +128,7 @@ class MemoryFailureStore:
     def get(self, order_id: str) -> FailureRecord | None:
         return self._items.get(order_id)
 
-    def list(self, limit: int, next_token: str | None) -> tuple[list[FailureRecord], str | None]:
+    def page(self, limit: int, next_token: str | None) -> tuple[list[FailureRecord], str | None]:
         ordered = sorted(self._items.values(), key=lambda r: r.order_id)
         start = int(next_token) if next_token else 0
         page = ordered[start : start + limit]

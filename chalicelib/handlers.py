@@ -6,7 +6,8 @@ Only here do domain errors become HTTP statuses or WebSocket error frames.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -19,23 +20,23 @@ from chalicelib.service import ConnectionNotReady, error_body
 from chalicelib.validation import parse_json_body, parse_order
 
 __all__ = [
-    "submit_order",
+    "dlq_clear",
+    "dlq_failed_orders",
+    "dlq_redrive",
+    "dlq_stats",
     "get_order",
+    "health",
     "list_orders",
     "list_tokens",
-    "dlq_failed_orders",
-    "dlq_stats",
-    "dlq_clear",
-    "dlq_redrive",
-    "health",
-    "ws_connect",
-    "ws_message",
-    "ws_disconnect",
     "process_orders",
     "process_replays",
+    "submit_order",
+    "ws_connect",
+    "ws_disconnect",
+    "ws_message",
 ]
 
-_JSON = {"Content-Type": "application/json"}
+_JSON: dict[str, str | list[str]] = {"Content-Type": "application/json"}
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -127,7 +128,9 @@ def dlq_failed_orders(request: Any) -> Response:
         try:
             items, token = engine().dead_letters.list(limit, params.get("nextToken"))
         except (ValueError, TypeError, KeyError):
-            raise InvalidOrder("nextToken is not one this API returned", field="nextToken", code="invalid_request") from None
+            raise InvalidOrder(
+                "nextToken is not one this API returned", field="nextToken", code="invalid_request"
+            ) from None
         return _json({"items": items, "nextToken": token})
 
     return _guard(run)
@@ -199,7 +202,9 @@ def ws_message(event: Any) -> None:
             raise InvalidOrder("the frame must be a JSON object", code="invalid_frame")
         action, order_id = frame.get("action"), frame.get("orderId")
         if action not in ("subscribe", "unsubscribe"):
-            raise InvalidOrder(f"unknown action {str(action)[:40]!r}: use subscribe or unsubscribe", code="unknown_action")
+            raise InvalidOrder(
+                f"unknown action {str(action)[:40]!r}: use subscribe or unsubscribe", code="unknown_action"
+            )
         if not isinstance(order_id, str) or not order_id:
             raise InvalidOrder("orderId is required", field="orderId", code="invalid_frame")
         if action == "subscribe":
@@ -255,4 +260,6 @@ def process_replays(event: Any) -> dict[str, Any]:
 
 def _batch(event: Any, handle: Callable[[SQSRecord], None]) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(event=event.to_dict(), record_handler=handle, processor=processor, context=event.context)
+    response = process_partial_response(event=event.to_dict(), record_handler=handle, processor=processor, context=event.context)
+    return dict(response)
+    )

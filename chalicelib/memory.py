@@ -15,7 +15,7 @@ from chalicelib.errors import StaleWrite
 from chalicelib.orders import OrderRecord, Status, SubscriberMode
 from chalicelib.ports import Page
 
-__all__ = ["MemoryOrderStore", "MemoryConnectionStore", "MemoryQueue", "MemoryNotifier"]
+__all__ = ["MemoryConnectionStore", "MemoryNotifier", "MemoryOrderStore", "MemoryQueue"]
 
 
 class MemoryOrderStore:

@@ -10,7 +10,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-__all__ = ["SqsQueue", "ApiGatewayNotifier"]
+__all__ = ["ApiGatewayNotifier", "SqsQueue"]
 
 # Many worker threads share one client; botocore clients are thread-safe but the default
 # pool of 10 connections would make them queue behind each other.
@@ -73,7 +73,9 @@ class SqsQueue:
             QueueUrl=self.url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+        return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
+            attrs.get("ApproximateNumberOfMessagesNotVisible", 0)
+        )
 
 
 class ApiGatewayNotifier:

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 __all__ = [
-    "Status",
     "TERMINAL",
-    "can_transition",
-    "OrderRequest",
     "OrderRecord",
+    "OrderRequest",
+    "Status",
+    "SubscriberMode",
+    "can_transition",
     "status_event",
     "utc_now_iso",
-    "SubscriberMode",
 ]
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     PENDING = "pending"
     ROUTING = "routing"
     BUILDING = "building"
@@ -50,7 +50,7 @@ def can_transition(current: Status, new: Status, *, redrive: bool = False) -> bo
     return new in _FORWARD[current]
 
 
-class SubscriberMode(str, enum.Enum):
+class SubscriberMode(enum.StrEnum):
     """How a WebSocket connection follows an order.
 
     PENDING: connected with ?orderId=, history replay not yet delivered (no live pushes:
@@ -70,7 +70,7 @@ def _plain(number: Decimal) -> str:
 
 
 def utc_now_iso() -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -123,7 +123,7 @@ class OrderRecord:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def with_(self, **changes: Any) -> "OrderRecord":
+    def with_(self, **changes: Any) -> OrderRecord:
         return replace(self, **changes)
 
     def to_public(self) -> dict[str, Any]:

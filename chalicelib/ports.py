@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from chalicelib.orders import OrderRecord, Status, SubscriberMode
 
-__all__ = ["OrderStore", "ConnectionStore", "MessageQueue", "StatusNotifier", "Page"]
+__all__ = ["ConnectionStore", "MessageQueue", "OrderStore", "Page", "StatusNotifier"]
 
 Page = tuple[list[OrderRecord], "str | None"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode
 
-__all__ = ["request_to_json", "request_from_json", "dumps", "record_from_parts"]
+__all__ = ["dumps", "record_from_parts", "request_from_json", "request_to_json"]
 
 
 def dumps(value: Any) -> str:

@@ -14,7 +14,7 @@ from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode,
 from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
 from chalicelib.publisher import StatusPublisher
 
-__all__ = ["OrderService", "SubscriptionService", "Submission", "ConnectionNotReady"]
+__all__ = ["ConnectionNotReady", "OrderService", "Submission", "SubscriptionService"]
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c1d1e-8f0a-4a3b-9a57-5c0e2b9d7a10")
 
@@ -30,7 +30,9 @@ class OrderService:
         self.store = store
         self.queue = queue
 
-    def submit(self, request: OrderRequest, idempotency_key: str | None = None, *, test_failure: bool = False) -> Submission:
+    def submit(
+        self, request: OrderRequest, idempotency_key: str | None = None, *, test_failure: bool = False
+    ) -> Submission:
         """Store the order, then queue it; the 201 goes out only after both.
 
         With an Idempotency-Key the order id is derived from the key, so a retried POST
@@ -54,7 +56,7 @@ class OrderService:
             status=Status.PENDING,
             seq=1,
             created_at=now,
-            history=(status_event(order_id, Status.PENDING, 1, **request.to_public()),),
+            history=(status_event(order_id, Status.PENDING, 1, **_order_fields(request)),),
             details=details,
             fingerprint=fingerprint,
         )
@@ -77,15 +79,28 @@ class OrderService:
             raise OrderNotFound(f"no order {order_id[:64]!r}")
         return record
 
-    def list_recent(self, limit: int, status: str | None, next_token: str | None) -> tuple[list[OrderRecord], str | None]:
+    def list_recent(
+        self, limit: int, status: str | None, next_token: str | None
+    ) -> tuple[list[OrderRecord], str | None]:
         try:
             wanted = Status(status) if status else None
         except ValueError:
-            raise InvalidOrder(f"status must be one of {', '.join(s.value for s in Status)}", field="status", code="invalid_request") from None
+            raise InvalidOrder(
+                f"status must be one of {', '.join(s.value for s in Status)}", field="status", code="invalid_request"
+            ) from None
         try:
             return self.store.list_recent(limit, wanted, next_token)
         except (ValueError, TypeError, KeyError):
-            raise InvalidOrder("nextToken is not one this API returned", field="nextToken", code="invalid_request") from None
+            raise InvalidOrder(
+                "nextToken is not one this API returned", field="nextToken", code="invalid_request"
+            ) from None
+
+
+def _order_fields(request: OrderRequest) -> dict[str, Any]:
+    """The request as the `pending` event carries it (its `type` is the message type)."""
+    fields = request.to_public()
+    fields["orderType"] = fields.pop("type")
+    return fields
 
 
 def _plausible_id(order_id: str) -> bool:
@@ -124,7 +139,11 @@ class SubscriptionService:
         """$connect: register, and queue the replay (nothing may be posted during $connect)."""
         if order_id is None:
             return
-        record = self.store.add_subscriber(order_id, connection_id, SubscriberMode.PENDING) if _plausible_id(order_id) else None
+        record = (
+            self.store.add_subscriber(order_id, connection_id, SubscriberMode.PENDING)
+            if _plausible_id(order_id)
+            else None
+        )
         if record is None:
             raise OrderNotFound(f"no order {order_id[:64]!r}")
         self.connections.add_order(connection_id, order_id)
@@ -166,7 +185,11 @@ class SubscriptionService:
         self._drop(order_id, connection_id)
 
     def subscribe(self, connection_id: str, order_id: str) -> None:
-        record = self.store.add_subscriber(order_id, connection_id, SubscriberMode.SUBSCRIBED) if _plausible_id(order_id) else None
+        record = (
+            self.store.add_subscriber(order_id, connection_id, SubscriberMode.SUBSCRIBED)
+            if _plausible_id(order_id)
+            else None
+        )
         if record is None:
             raise OrderNotFound(f"no order {order_id[:64]!r}")
         self.connections.add_order(connection_id, order_id)

@@ -57,8 +57,10 @@ def _token(value: Any, field: str, tokens: TokenLookup) -> _Token:
         raise InvalidOrder(f"{field} must be a token symbol or mint address", field=field)
     token = tokens.resolve(value.strip())
     if token is None:
-        raise InvalidOrder(f"{field} {value[:64]!r} is not a supported token (see GET /tokens)", field=field, code="unsupported_token")
-    return token  # type: ignore[no-any-return]
+        raise InvalidOrder(
+            f"{field} {value[:64]!r} is not a supported token (see GET /tokens)", field=field, code="unsupported_token"
+        )
+    return token
 
 
 def _slippage(body: dict[str, Any]) -> Decimal:
@@ -89,7 +91,11 @@ def parse_order(body: Any, tokens: Any) -> OrderRequest:
         raise InvalidOrder(f"unknown field(s): {', '.join(k[:40] for k in unknown[:5])}", field=unknown[0][:40])
     order_type = body.get("type", "market")
     if order_type != "market":
-        raise InvalidOrder("type must be 'market': other order types are not supported yet", field="type", code="unsupported_order_type")
+        raise InvalidOrder(
+            "type must be 'market': other order types are not supported yet",
+            field="type",
+            code="unsupported_order_type",
+        )
     for required in ("tokenIn", "tokenOut", "amount"):
         if required not in body:
             raise InvalidOrder(f"{required} is required", field=required)

@@ -129,9 +129,13 @@ class Runtime:
             stop_process(self.proc, sig)
 
 
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, Any]:
+def http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+) -> tuple[int, Any]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             text = resp.read().decode()
@@ -144,7 +148,9 @@ def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None
             return exc.code, text
 
 
-def follow(ws_url: str, order_id: str | None = None, timeout: float = 60.0, subscribe: list[str] | None = None) -> list[dict[str, Any]]:
+def follow(
+    ws_url: str, order_id: str | None = None, timeout: float = 60.0, subscribe: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Collect every frame until the server closes, or every followed order is terminal."""
     url = f"{ws_url}/?orderId={order_id}" if order_id else ws_url
     conn = websocket.create_connection(url, timeout=timeout)

@@ -81,7 +81,9 @@ def test_subscribe_action_follows_several_orders_on_one_connection(runtime):
 
 def test_subscriber_before_the_order_is_queued_misses_nothing(runtime):
     # GIVEN a client already subscribed when the order is only just stored
-    status, order = http("POST", f"{runtime.rest}/order", {"tokenIn": "SOL", "tokenOut": "USDT", "amount": 2, "slippageBps": 50})
+    status, order = http(
+        "POST", f"{runtime.rest}/order", {"tokenIn": "SOL", "tokenOut": "USDT", "amount": 2, "slippageBps": 50}
+    )
     assert status == 201
     conn = websocket.create_connection(f"{runtime.ws}/?orderId={order['orderId']}", timeout=30)
     frames = []
@@ -119,6 +121,7 @@ def test_fifty_orders_all_confirm_with_at_most_ten_executing(runtime):
     orders = [_wait_terminal(runtime, oid, timeout=120) for oid in ids]
     # THEN every one confirmed
     assert {o["status"] for o in orders} == {"confirmed"}
+
     # AND the recorded timestamps never show more than 10 executing at once
     def ts(event):
         return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
@@ -169,7 +172,11 @@ def test_bad_orders_get_clear_400s_and_store_nothing(runtime):
 def test_websocket_bad_frames_get_errors_and_the_connection_stays_open(runtime):
     conn = websocket.create_connection(runtime.ws, timeout=10)
     try:
-        for frame, code in (("not json", "invalid_json"), ('{"action": "dance"}', "unknown_action"), ('{"action": "subscribe", "orderId": "nope"}', "not_found")):
+        for frame, code in (
+            ("not json", "invalid_json"),
+            ('{"action": "dance"}', "unknown_action"),
+            ('{"action": "subscribe", "orderId": "nope"}', "not_found"),
+        ):
             conn.send(frame)
             reply = json.loads(conn.recv())
             assert reply["type"] == "error" and reply["error"] == code, reply

@@ -66,6 +66,7 @@ def test_a_subscriber_sees_every_status_and_the_open_connection_is_closed(eng):
     seen = eng.notifier.messages["c-1"]
     assert [m["status"] for m in seen] == LIFECYCLE
     assert [m["seq"] for m in seen] == [1, 2, 3, 4, 5]
+    assert {m["type"] for m in seen} == {"status"}
     assert eng.notifier.closed == ["c-1"]
     assert seen[-1]["txHash"] and Decimal(seen[-1]["executedPrice"]) > 0
 

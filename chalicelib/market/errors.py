@@ -1,0 +1,54 @@
+"""Market errors, split by whether a retry of the same order can succeed."""
+
+from __future__ import annotations
+
+__all__ = [
+    "InsufficientLiquidity",
+    "MarketError",
+    "QuoteExpired",
+    "SlippageExceeded",
+    "UnsupportedPair",
+    "VenueUnavailable",
+]
+
+
+class MarketError(Exception):
+    """Base of every market failure; `retryable` says whether a new attempt may succeed."""
+
+    retryable: bool = False
+    code: str = "market_error"
+
+
+class VenueUnavailable(MarketError):
+    """No venue (or the venue a leg needs) answered."""
+
+    retryable = True
+    code = "venue_unavailable"
+
+
+class SlippageExceeded(MarketError):
+    """The executed output fell below the order's floor."""
+
+    retryable = True
+    code = "slippage_exceeded"
+
+
+class QuoteExpired(MarketError):
+    """The route plan was executed after its expiry."""
+
+    retryable = True
+    code = "quote_expired"
+
+
+class InsufficientLiquidity(MarketError):
+    """The pools cannot give any output for this size."""
+
+    retryable = False
+    code = "insufficient_liquidity"
+
+
+class UnsupportedPair(MarketError):
+    """No pool trades this pair."""
+
+    retryable = False
+    code = "unsupported_pair"
