@@ -260,6 +260,7 @@ def process_replays(event: Any) -> dict[str, Any]:
 
 def _batch(event: Any, handle: Callable[[SQSRecord], None]) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS)
-    response = process_partial_response(event=event.to_dict(), record_handler=handle, processor=processor, context=event.context)
-    return dict(response)
+    response = process_partial_response(
+        event=event.to_dict(), record_handler=handle, processor=processor, context=event.context
     )
+    return dict(response)

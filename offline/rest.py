@@ -1,0 +1,112 @@
+"""The REST API, served by Chalice's own local gateway in a background thread.
+
+Reusing ``chalice.local`` (route matching, authorizers, CORS, binary types,
+the Lambda proxy event) keeps REST behaviour identical to ``chalice local``;
+this module only adds JSON request logs and start/stop from a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from chalice.app import Chalice
+from chalice.config import Config
+from chalice.deploy.validate import validate_routes
+from chalice.local import (
+    ChaliceRequestHandler,
+    CustomLocalChalice,
+    LocalChalice,
+    LocalDevServer,
+    ThreadedHTTPServer,
+)
+
+from .logs import log, log_error
+
+
+class LoggingRequestHandler(ChaliceRequestHandler):
+    """Chalice's request handler with one JSON log line per request."""
+
+    _status: int = 0
+
+    def _logged_handle(self) -> None:
+        start = time.perf_counter()
+        self._status = 0
+        try:
+            self._generic_handle()
+        except Exception as exc:  # log it with a traceback, then let the server answer
+            log_error("http_error", exc, method=self.command, path=self.path)
+            raise
+        finally:
+            log(
+                "http",
+                method=self.command,
+                path=self.path,
+                status=self._status,
+                ms=round((time.perf_counter() - start) * 1000, 1),
+            )
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _logged_handle
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        """Remember the status for our log line instead of printing Apache-style."""
+        try:
+            self._status = int(code)
+        except (TypeError, ValueError):
+            self._status = 0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence BaseHTTPRequestHandler's own stderr lines."""
+
+
+class BackloggedHTTPServer(ThreadedHTTPServer):
+    """Chalice's threaded server with a listen backlog fit for bursts.
+
+    socketserver's default backlog of 5 resets connections when a client opens
+    dozens at once (a batch of orders), which API Gateway would never do.
+    """
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
+class RestServer:
+    """Chalice's ``LocalDevServer`` running ``serve_forever`` in a daemon thread."""
+
+    def __init__(self, app_obj: Chalice, config: Config, host: str, port: int) -> None:
+        validate_routes(app_obj.routes)
+        # What chalice.local.create_local_server does: make
+        # ``app.current_request`` thread-local so concurrent requests on the
+        # threaded server do not see each other's request object.
+        if not isinstance(app_obj, LocalChalice):
+            CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
+            app_obj.__class__ = CustomLocalChalice
+        self._dev = LocalDevServer(
+            app_obj, config, host, port, handler_cls=LoggingRequestHandler, server_cls=BackloggedHTTPServer
+        )
+        self.host = host
+        self.port = int(self._dev.server.server_address[1])
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve in a background thread (the socket is already bound)."""
+        self._thread = threading.Thread(
+            target=self._dev.server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="offline-rest",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting requests and release the port."""
+        if self._thread is not None:
+            self._dev.server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._dev.server.server_close()

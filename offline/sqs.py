@@ -1,0 +1,300 @@
+"""Lambda's SQS event source mapping, for every ``@app.on_sqs_message``.
+
+One poller thread per handler long-polls its queue, receives only as many
+messages as it can dispatch at once (a message received but waiting for a
+free slot would burn its visibility timeout), groups them into batches and
+invokes the handler in a bounded pool. Results are applied like Lambda with
+``ReportBatchItemFailures``: normal return deletes the batch,
+``batchItemFailures`` keeps the listed messages, an exception keeps all.
+Kept messages reappear after their visibility timeout and the queue's own
+redrive policy moves them to the DLQ: nothing here re-implements retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from chalice.app import SQSEventConfig
+
+from .logs import log, log_error
+from .project import FunctionSettings
+
+DEFAULT_CONCURRENCY = 10
+MAX_RECEIVE = 10  # SQS ReceiveMessage limit
+
+
+@dataclass
+class MappingSettings:
+    """The event source mapping of one handler, resolved from the app."""
+
+    function: str
+    queue: str | None
+    queue_arn: str | None
+    batch_size: int
+    batching_window_s: float
+    concurrency: int
+
+
+def concurrency_limit(cfg: SQSEventConfig, reserved: int | None) -> int:
+    """min(maximum_concurrency, reserved_concurrency), 10 if neither is set."""
+    limits = [v for v in (cfg.maximum_concurrency, reserved) if v]
+    return max(1, min(limits)) if limits else DEFAULT_CONCURRENCY
+
+
+def to_lambda_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
+    """Translate an SQS ``ReceiveMessage`` entry into a Lambda SQS record."""
+    attrs: dict[str, Any] = {}
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        item: dict[str, Any] = {
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value.get("DataType", "String"),
+        }
+        if "StringValue" in value:
+            item["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            item["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+        attrs[name] = item
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": dict(message.get("Attributes") or {}),
+        "messageAttributes": attrs,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": region,
+    }
+    if message.get("MD5OfMessageAttributes"):
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def failed_ids(result: Any, batch_ids: list[str]) -> set[str]:
+    """Message ids to keep, from a handler's return value.
+
+    Mirrors Lambda: no ``batchItemFailures`` (or an empty list) means all
+    succeeded; an identifier that is empty or not in the batch, or a
+    malformed list, fails the whole batch.
+    """
+    if not isinstance(result, dict) or result.get("batchItemFailures") is None:
+        return set()
+    failures = result["batchItemFailures"]
+    if not isinstance(failures, list):
+        return set(batch_ids)
+    ids: set[str] = set()
+    for item in failures:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not ident or ident not in batch_ids:
+            return set(batch_ids)
+        ids.add(str(ident))
+    return ids
+
+
+class SqsPoller:
+    """The event source mapping for one SQS handler (one thread + a pool)."""
+
+    def __init__(
+        self,
+        cfg: SQSEventConfig,
+        handler: Callable[[dict[str, Any], Any], Any],
+        settings: FunctionSettings,
+        session: boto3.session.Session | None = None,
+        poll_wait_s: int = 2,
+        report_batch_item_failures: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.handler = handler
+        self.function = settings
+        self.mapping = MappingSettings(
+            function=cfg.name,
+            queue=cfg.queue,
+            queue_arn=cfg.queue_arn,
+            batch_size=max(1, int(cfg.batch_size or 1)),
+            batching_window_s=float(cfg.maximum_batching_window_in_seconds or 0),
+            concurrency=concurrency_limit(cfg, settings.reserved_concurrency),
+        )
+        self.poll_wait_s = max(0, min(20, poll_wait_s))
+        self.report_batch_item_failures = report_batch_item_failures
+        self._session = session or boto3.session.Session()
+        self._sqs: Any = None
+        self._queue_url: str | None = None
+        self._queue_arn: str = ""
+        self._stop = threading.Event()
+        self._slots = threading.Condition()
+        self._in_flight = 0
+        self.max_in_flight_seen = 0
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.mapping.concurrency, thread_name_prefix=f"offline-sqs-{cfg.name}"
+        )
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"offline-poller-{self.cfg.name}", daemon=True)
+        self._thread.start()
+
+    def stop_polling(self) -> None:
+        """Stop receiving (in-flight invocations keep running)."""
+        self._stop.set()
+        with self._slots:
+            self._slots.notify_all()
+
+    def join(self, timeout: float = 5.0) -> bool:
+        """Wait for the poller and in-flight invocations; True if all done."""
+        deadline = time.monotonic() + timeout
+        if self._thread is not None:
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._slots:
+            while self._in_flight and time.monotonic() < deadline:
+                self._slots.wait(timeout=max(0.01, deadline - time.monotonic()))
+            done = self._in_flight == 0
+        self._pool.shutdown(wait=done, cancel_futures=True)
+        if not done:
+            log("sqs_stop_timeout", function=self.cfg.name, in_flight=self._in_flight)
+        return done
+
+    # -------------------------------------------------------------- polling
+    def _resolve_queue(self) -> None:
+        if self._sqs is None:
+            self._sqs = self._session.client("sqs")
+        if self.mapping.queue:
+            url = self._sqs.get_queue_url(QueueName=self.mapping.queue)["QueueUrl"]
+        else:
+            arn = str(self.mapping.queue_arn)
+            parts = arn.split(":")
+            url = self._sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+        attrs = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        self._queue_arn = attrs["Attributes"]["QueueArn"]
+        self._queue_url = url
+        log(
+            "sqs_mapping",
+            function=self.cfg.name,
+            queue=url,
+            batchSize=self.mapping.batch_size,
+            concurrency=self.mapping.concurrency,
+        )
+
+    def _free_slots(self) -> int:
+        """Block until at least one invocation slot is free (or stopping)."""
+        with self._slots:
+            while self._in_flight >= self.mapping.concurrency and not self._stop.is_set():
+                self._slots.wait(timeout=0.5)
+            return self.mapping.concurrency - self._in_flight
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if self._queue_url is None:
+                    self._resolve_queue()
+                self._poll_once()
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - a poller never dies
+                log_error("sqs_poll_error", exc, function=self.cfg.name)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _receive(self, count: int, wait_s: int) -> list[dict[str, Any]]:
+        response = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=max(1, min(MAX_RECEIVE, count)),
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", []) or []
+        return messages
+
+    def _poll_once(self) -> None:
+        slots = self._free_slots()
+        if self._stop.is_set() or slots <= 0:
+            return
+        batch_size = self.mapping.batch_size
+        capacity = slots * batch_size
+        window = self.mapping.batching_window_s
+        messages: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        deadline = time.monotonic() + window
+        while len(messages) < capacity and not self._stop.is_set():
+            if messages:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait_s = min(self.poll_wait_s, max(0, int(remaining)))
+            else:
+                wait_s = self.poll_wait_s
+            for msg in self._receive(capacity - len(messages), wait_s):
+                if msg["MessageId"] not in seen:
+                    seen.add(msg["MessageId"])
+                    messages.append(msg)
+            if not messages:
+                return  # empty long poll: re-check slots and the stop flag
+            if window <= 0 or len(messages) >= batch_size:
+                break
+        for i in range(0, len(messages), batch_size):
+            self._dispatch(messages[i : i + batch_size])
+
+    def _dispatch(self, batch: list[dict[str, Any]]) -> None:
+        with self._slots:
+            self._in_flight += 1
+            self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
+        try:
+            self._pool.submit(self._invoke, batch)
+        except RuntimeError:  # pool shut down while stopping: leave them queued
+            self._release()
+
+    def _release(self) -> None:
+        with self._slots:
+            self._in_flight -= 1
+            self._slots.notify_all()
+
+    # ----------------------------------------------------------- invocation
+    def _invoke(self, batch: list[dict[str, Any]]) -> None:
+        start = time.perf_counter()
+        region = str(self._sqs.meta.region_name)
+        records = [to_lambda_record(m, self._queue_arn, region) for m in batch]
+        ids = [r["messageId"] for r in records]
+        keep: set[str]
+        outcome = "ok"
+        try:
+            result = self.handler({"Records": records}, self.function.context())
+            keep = failed_ids(result, ids) if self.report_batch_item_failures else set()
+            if keep:
+                outcome = "partial" if len(keep) < len(ids) else "failed"
+        except Exception as exc:  # noqa: BLE001 - Lambda reports, we keep the batch
+            log_error("sqs_handler_error", exc, function=self.cfg.name, records=len(ids))
+            keep, outcome = set(ids), "error"
+        try:
+            self._delete([m for m in batch if m["MessageId"] not in keep])
+        except Exception as exc:  # noqa: BLE001 - they will just be redelivered
+            log_error("sqs_delete_error", exc, function=self.cfg.name)
+        finally:
+            self._release()
+            log(
+                "sqs_invoke",
+                function=self.cfg.name,
+                records=len(ids),
+                failed=len(keep),
+                outcome=outcome,
+                ms=round((time.perf_counter() - start) * 1000, 1),
+            )
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        for i in range(0, len(messages), MAX_RECEIVE):
+            chunk = messages[i : i + MAX_RECEIVE]
+            response = self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)],
+            )
+            for failure in response.get("Failed", []) or []:
+                log("sqs_delete_failed", level="warning", function=self.cfg.name, **failure)
