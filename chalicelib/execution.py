@@ -21,7 +21,7 @@ from chalicelib.market import (
     RoutePlan,
     TokenRegistry,
 )
-from chalicelib.orders import OrderRecord, Status, can_transition, status_event, utc_now_iso
+from chalicelib.orders import OrderRecord, Status, can_transition, plain_decimal, status_event, utc_now_iso
 from chalicelib.ports import OrderStore
 from chalicelib.publisher import StatusPublisher
 
@@ -120,7 +120,7 @@ class OrderExecutor:
             extra={"orderId": record.order_id, "attempt": attempt, "dex": plan.dex, "quotes": quotes, "route": legs},
         )
         min_out = request.min_amount_out(plan.amount_out)
-        min_out_text = str(self.registry.to_decimal(token_out, min_out))
+        min_out_text = plain_decimal(self.registry.to_decimal(token_out, min_out))
         record = self._write(record, Status.BUILDING, {"minAmountOut": min_out_text}, {"minAmountOut": min_out_text})
         signed = self.chain.build(plan, min_out)
         if record.details.get("testFailure"):
@@ -146,8 +146,8 @@ class OrderExecutor:
         min_out = int(record.details["minAmountOutBase"])
         fill = self.chain.confirm(plan, min_out, submission)
         token_out = plan.token_out
-        amount_out = str(self.registry.to_decimal(token_out, fill.amount_out))
-        executed_price = str(fill.executed_price)
+        amount_out = plain_decimal(self.registry.to_decimal(token_out, fill.amount_out))
+        executed_price = plain_decimal(fill.executed_price)
         fields = {
             "txHash": submission.signature,
             "executedPrice": executed_price,

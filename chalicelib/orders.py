@@ -64,7 +64,7 @@ class SubscriberMode(enum.StrEnum):
     SUBSCRIBED = "subscribed"
 
 
-def _plain(number: Decimal) -> str:
+def plain_decimal(number: Decimal) -> str:
     """Decimal as plain text: 100, 1.5, 0.01; never 1E+2."""
     return format(number.normalize(), "f")
 
@@ -98,8 +98,8 @@ class OrderRequest:
             "type": self.order_type,
             "tokenIn": self.token_in,
             "tokenOut": self.token_out,
-            "amount": _plain(self.amount),
-            "slippage": _plain(self.slippage),
+            "amount": plain_decimal(self.amount),
+            "slippage": plain_decimal(self.slippage),
         }
 
 
