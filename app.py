@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Chalice, Response
 
-from chalicelib import handlers
+from chalicelib import console, handlers
 
 app = Chalice(app_name="solana-exec")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -35,6 +35,11 @@ def list_tokens() -> Response:
 @app.route("/health", methods=["GET"])
 def health() -> Response:
     return handlers.health()
+
+
+@app.route("/api/stats", methods=["GET"])
+def engine_stats() -> Response:
+    return handlers.engine_stats()
 
 
 @app.route("/api/dlq/failed-orders", methods=["GET"])
@@ -72,6 +77,16 @@ def submit_test_orders() -> Response:
     return handlers.submit_test_orders(app.current_request)
 
 
+@app.route("/", methods=["GET"])
+def console_page() -> Response:
+    return console.index(app.current_request)
+
+
+@app.route("/console/{name}", methods=["GET"])
+def console_asset(name: str) -> Response:
+    return console.asset(name)
+
+
 @app.on_ws_connect()
 def ws_connect(event: Any) -> Response | None:
     return handlers.ws_connect(event)
@@ -85,6 +100,11 @@ def ws_message(event: Any) -> None:
 @app.on_ws_disconnect()
 def ws_disconnect(event: Any) -> None:
     handlers.ws_disconnect(event)
+
+
+@app.schedule("rate(1 minute)")
+def sweeper(event: Any) -> dict[str, Any]:
+    return handlers.sweep()
 
 
 @app.on_sqs_message(queue="solana-exec-orders", batch_size=1, maximum_concurrency=10)

@@ -19,6 +19,7 @@ from chalicelib.messaging import ApiGatewayNotifier, SqsQueue
 from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
 from chalicelib.publisher import StatusPublisher
 from chalicelib.service import OrderService, SubscriptionService
+from chalicelib.stats import EngineStats
 
 __all__ = ["Engine", "build_engine", "engine"]
 
@@ -37,6 +38,7 @@ class Engine:
     executor: OrderExecutor
     failures: FailureStore
     dead_letters: DeadLetterService
+    stats: EngineStats
 
 
 def build_engine(
@@ -55,16 +57,18 @@ def build_engine(
     bind_tables(settings.orders_table, settings.connections_table)
     store = store or DynamoOrderStore()
     connections = connections or DynamoConnectionStore()
-    orders_queue = orders_queue or SqsQueue(settings.orders_queue_url)
-    replay_queue = replay_queue or SqsQueue(settings.replay_queue_url)
+    orders_queue = orders_queue if orders_queue is not None else SqsQueue(settings.orders_queue_url)
+    replay_queue = replay_queue if replay_queue is not None else SqsQueue(settings.replay_queue_url)
     notifier = notifier or ApiGatewayNotifier(settings.websocket_endpoint)
     FailureModel.Meta.table_name = settings.failures_table
     failures = failures or DynamoFailureStore()
-    dlq = dlq or SqsQueue(settings.orders_dlq_url)
+    dlq = dlq if dlq is not None else SqsQueue(settings.orders_dlq_url)
     market = market or Market(MarketConfig(seed=settings.market_seed, quote_delay_ms=settings.quote_delay_ms))
     chain = SimulatedChain(market, settings.submit_delay_ms, settings.market_seed)
     publisher = StatusPublisher(store, notifier)
-    executor = OrderExecutor(store, publisher, market, chain, settings.retry_delays_s, failures)
+    executor = OrderExecutor(
+        store, publisher, market, chain, settings.retry_delays_s, failures, lease_s=settings.attempt_lease_s
+    )
     return Engine(
         settings=settings,
         tokens=DEFAULT_TOKENS,
@@ -78,6 +82,7 @@ def build_engine(
         executor=executor,
         failures=failures,
         dead_letters=DeadLetterService(failures, dlq, orders_queue, executor),
+        stats=EngineStats(store, orders_queue, dlq),
     )
 
 

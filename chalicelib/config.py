@@ -47,6 +47,8 @@ class Settings:
     market_seed: int = 7
     retry_delays_s: tuple[int, ...] = (2, 4, 8)
     test_endpoints: bool = False
+    attempt_lease_s: int = 30
+    stranded_after_s: int = 30
     max_body_bytes: int = 16 * 1024
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -74,4 +76,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         market_seed=int(env.get("MARKET_SEED", "7")),
         retry_delays_s=delays,
         test_endpoints=_flag(env.get("ENABLE_TEST_ENDPOINTS")),
+        attempt_lease_s=int(env.get("ATTEMPT_LEASE_S", "30")),
+        stranded_after_s=int(env.get("STRANDED_AFTER_S", "30")),
     )

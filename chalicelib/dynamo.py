@@ -208,6 +208,14 @@ class DynamoOrderStore:
         token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
         return items, token
 
+    def pending_between(self, since_iso: str, until_iso: str) -> list[OrderRecord]:
+        results = OrderModel.by_created_at.query(
+            _LIST_KEY,
+            OrderModel.createdAt.between(since_iso, until_iso),
+            filter_condition=OrderModel.status == Status.PENDING.value,
+        )
+        return [_to_record(item) for item in results]
+
 
 class DynamoConnectionStore:
     """Which orders a WebSocket connection follows, so $disconnect can unsubscribe them all."""

@@ -7,6 +7,9 @@ transaction it has rather than a second one.
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +50,11 @@ class OrderExecutor:
         retry_delays_s: tuple[int, ...],
         failures: FailureStore,
         registry: TokenRegistry = DEFAULT_TOKENS,
+        lease_s: int = 30,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
+        self.lease_s = lease_s
+        self.clock_ms = clock_ms
         self.failures = failures
         self.store = store
         self.publisher = publisher
@@ -69,6 +76,11 @@ class OrderExecutor:
             record = record.with_(attempts=0)  # a redrive: a fresh round of attempts
         elif record.terminal or round_ < record.round:
             return AttemptOutcome(done=True, reason="already_terminal")
+        leased_for_ms = int(record.details.get("leaseUntilMs") or 0) - self.clock_ms()
+        if not record.terminal and leased_for_ms > 0:
+            # Another delivery is executing this order right now (a duplicate message, or
+            # a stranded-order re-queue); its lease is the function timeout. Come back after.
+            return AttemptOutcome(done=False, retry_in_s=math.ceil(leased_for_ms / 1000), reason="leased")
         attempt = max(1, receive_count)
         try:
             self._attempt(record, attempt, round_)
@@ -110,7 +122,11 @@ class OrderExecutor:
                 "route": legs,
                 "error": previous_error,
             },
-            {"routing": {"quotes": quotes, "dex": plan.dex, "route": legs}, "dex": plan.dex},
+            {
+                "routing": {"quotes": quotes, "dex": plan.dex, "route": legs},
+                "dex": plan.dex,
+                "leaseUntilMs": self.clock_ms() + self.lease_s * 1000,
+            },
             attempts=attempt,
             round_=round_,
             redrive=round_ > record.round or record.status is Status.FAILED,
@@ -154,7 +170,7 @@ class OrderExecutor:
             "amountOut": amount_out,
             "dex": plan.dex,
         }
-        self._write(record, Status.CONFIRMED, fields, {**fields, "error": None})
+        self._write(record, Status.CONFIRMED, fields, {**fields, "error": None, "leaseUntilMs": None})
         logger.info("confirmed", extra={"orderId": record.order_id, **fields})
 
     def _write(
@@ -196,7 +212,7 @@ class OrderExecutor:
                     failed = self._fail(record, message, reason, attempt, errors)
                     self._record_failure(failed, retryable)
                 else:
-                    self.store.update_details(record, {"errors": errors, "lastError": message})
+                    self.store.update_details(record, {"errors": errors, "lastError": message, "leaseUntilMs": None})
                 break
             except StaleWrite:
                 continue
@@ -208,7 +224,13 @@ class OrderExecutor:
 
     def _fail(self, record: OrderRecord, message: str, reason: str, attempts: int, errors: list[Any]) -> OrderRecord:
         fields = {"error": message, "reason": reason, "attempts": attempts}
-        details = {"errors": errors, "lastError": message, "error": message, "failureReason": reason}
+        details = {
+            "errors": errors,
+            "lastError": message,
+            "error": message,
+            "failureReason": reason,
+            "leaseUntilMs": None,
+        }
         return self._write(record, Status.FAILED, fields, details, attempts=attempts)
 
     def _record_failure(self, record: OrderRecord, retryable: bool) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "dlq_failed_orders",
     "dlq_redrive",
     "dlq_stats",
+    "engine_stats",
     "get_order",
     "health",
     "list_orders",
@@ -31,6 +32,7 @@ __all__ = [
     "process_orders",
     "process_replays",
     "submit_order",
+    "sweep",
     "ws_connect",
     "ws_disconnect",
     "ws_message",
@@ -136,6 +138,10 @@ def dlq_failed_orders(request: Any) -> Response:
     return _guard(run)
 
 
+def engine_stats() -> Response:
+    return _guard(lambda: _json(engine().stats.snapshot()))
+
+
 def dlq_stats() -> Response:
     return _guard(lambda: _json(engine().dead_letters.stats()))
 
@@ -217,6 +223,18 @@ def ws_message(event: Any) -> None:
 
 def ws_disconnect(event: Any) -> None:
     engine().subscriptions.disconnect(event.connection_id)
+
+
+# -- scheduled ---------------------------------------------------------------------------
+
+
+def sweep() -> dict[str, Any]:
+    """Once a minute: re-queue stranded orders and give dead letters their records."""
+    eng = engine()
+    requeued = eng.orders.requeue_stranded(eng.settings.stranded_after_s)
+    reconciled = eng.dead_letters.reconcile()
+    logger.info("sweep", extra={"requeued": requeued, "reconciled": reconciled})
+    return {"requeued": requeued, "reconciled": reconciled}
 
 
 # -- SQS consumers ----------------------------------------------------------------------

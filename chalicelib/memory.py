@@ -104,6 +104,14 @@ class MemoryOrderStore:
         token = base64.urlsafe_b64encode(str(start + limit).encode()).decode() if more else None
         return [self._copy(r) for r in page], token  # type: ignore[misc]
 
+    def pending_between(self, since_iso: str, until_iso: str) -> list[OrderRecord]:
+        with self._lock:
+            return [
+                self._copy(r)  # type: ignore[misc]
+                for r in self._items.values()
+                if r.status is Status.PENDING and since_iso <= r.created_at <= until_iso
+            ]
+
     @staticmethod
     def _copy(record: OrderRecord | None) -> OrderRecord | None:
         if record is None:
@@ -156,6 +164,9 @@ class MemoryQueue:
 
     def depth(self) -> int:
         return len(self._live)
+
+    def counts(self) -> tuple[int, int]:
+        return len(self._live), 0
 
 
 class MemoryNotifier:

@@ -69,13 +69,17 @@ class SqsQueue:
 
     def depth(self) -> int:
         """Messages in the queue, visible or in flight (SQS's approximate counts)."""
+        waiting, in_flight = self.counts()
+        return waiting + in_flight
+
+    def counts(self) -> tuple[int, int]:
+        """(waiting, in flight): SQS's approximate visible and not-visible counts."""
         attrs = self.client.get_queue_attributes(
             QueueUrl=self.url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
-            attrs.get("ApproximateNumberOfMessagesNotVisible", 0)
-        )
+        waiting = int(attrs.get("ApproximateNumberOfMessages", 0))
+        return waiting, int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
 
 
 class ApiGatewayNotifier:

@@ -50,6 +50,9 @@ class OrderStore(Protocol):
 
     def list_recent(self, limit: int, status: Status | None, next_token: str | None) -> Page: ...
 
+    def pending_between(self, since_iso: str, until_iso: str) -> list[OrderRecord]:
+        """Orders created in [since, until] that are still `pending`."""
+
 
 class ConnectionStore(Protocol):
     def add_order(self, connection_id: str, order_id: str) -> None: ...
@@ -64,6 +67,9 @@ class MessageQueue(Protocol):
     def send(self, body: dict[str, Any]) -> None: ...
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
+
+    def counts(self) -> tuple[int, int]:
+        """(waiting, in flight) messages."""
 
 
 class StatusNotifier(Protocol):

@@ -6,9 +6,11 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.errors import EngineError, IdempotencyConflict, InvalidOrder, OrderNotFound
+from chalicelib.faults import crash_point
 from chalicelib.logs import logger
 from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode, status_event, utc_now_iso
 from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
@@ -61,6 +63,7 @@ class OrderService:
             fingerprint=fingerprint,
         )
         if self.store.create(record):
+            crash_point("after_order_write")
             self.queue.send({"orderId": order_id, "round": 1})
             logger.info("order accepted", extra={"orderId": order_id, **request.to_public()})
             return Submission(record, created=True)
@@ -72,6 +75,21 @@ class OrderService:
         if existing.status is Status.PENDING:
             self.queue.send({"orderId": order_id, "round": existing.round})
         return Submission(existing, created=False)
+
+    def requeue_stranded(self, older_than_s: float, window_s: float = 3600) -> list[str]:
+        """Queue again every order still `pending` well after it was accepted.
+
+        The POST stores the order, then queues it; a process that dies in between leaves
+        an order no worker will see. A worker ignores a duplicate, so re-sending is safe.
+        """
+        now = time.time()
+        cutoff = _iso(now - older_than_s)
+        since = _iso(now - window_s)
+        stranded = self.store.pending_between(since, cutoff)
+        for record in stranded:
+            self.queue.send({"orderId": record.order_id, "round": record.round})
+            logger.warning("stranded order re-queued", extra={"orderId": record.order_id})
+        return [r.order_id for r in stranded]
 
     def get(self, order_id: str) -> OrderRecord:
         record = self.store.get(order_id) if _plausible_id(order_id) else None
@@ -94,6 +112,10 @@ class OrderService:
             raise InvalidOrder(
                 "nextToken is not one this API returned", field="nextToken", code="invalid_request"
             ) from None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _order_fields(request: OrderRequest) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 import boto3
-from chalice.app import Chalice, SQSEventConfig
+from chalice.app import Chalice, ScheduledEventConfig, SQSEventConfig
 from chalice.config import Config
 
 from . import project
@@ -26,6 +26,7 @@ from .emulator import Emulator, free_port, resolve_emulator
 from .logs import log, log_error
 from .provision import provision
 from .rest import RestServer
+from .schedules import ScheduleRunner
 from .sqs import SqsPoller
 from .websocket import WebSocketGateway
 
@@ -93,6 +94,7 @@ class LocalRuntime:
         self.rest: RestServer | None = None
         self.websocket: WebSocketGateway | None = None
         self.pollers: list[SqsPoller] = []
+        self.schedules: list[ScheduleRunner] = []
         self.env: dict[str, str] = {}  # what the runtime put into os.environ
         self.urls: Urls | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -233,6 +235,9 @@ class LocalRuntime:
         assert self.app is not None and self.module is not None
         session = boto3.session.Session()
         for source in self.app.event_sources:
+            if isinstance(source, ScheduledEventConfig):
+                self._start_schedule(source)
+                continue
             if not isinstance(source, SQSEventConfig):
                 continue
             handler = project.entry_point(self.app, self.module, source.name, source.handler_string)
@@ -249,6 +254,17 @@ class LocalRuntime:
             poller.start()
             self.pollers.append(poller)
 
+    def _start_schedule(self, source: ScheduledEventConfig) -> None:
+        assert self.app is not None and self.module is not None
+        handler = project.entry_point(self.app, self.module, source.name, source.handler_string)
+        if handler is None:
+            log("schedule_handler_missing", level="error", function=source.name)
+            return
+        region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        runner = ScheduleRunner(source, handler, self.settings(source.name), region)
+        runner.start()
+        self.schedules.append(runner)
+
     def stop(self) -> None:
         """Stop pollers, servers and (if ours) the emulator; restore the env."""
         with self._lock:
@@ -257,6 +273,9 @@ class LocalRuntime:
 
     def _stop(self) -> None:
         start = time.monotonic()
+        for runner in self.schedules:
+            runner.stop()
+        self.schedules = []
         for poller in self.pollers:
             poller.stop_polling()
         if self.websocket is not None:

@@ -149,9 +149,17 @@ def http(
 
 
 def follow(
-    ws_url: str, order_id: str | None = None, timeout: float = 60.0, subscribe: list[str] | None = None
+    ws_url: str,
+    order_id: str | None = None,
+    timeout: float = 60.0,
+    subscribe: list[str] | None = None,
+    after_seq: int = 0,
 ) -> list[dict[str, Any]]:
-    """Collect every frame until the server closes, or every followed order is terminal."""
+    """Collect every frame until the server closes, or every followed order is terminal.
+
+    With `after_seq`, a terminal status counts only past that seq (an order redriven
+    after it failed replays its old `failed` first).
+    """
     url = f"{ws_url}/?orderId={order_id}" if order_id else ws_url
     conn = websocket.create_connection(url, timeout=timeout)
     for oid in subscribe or []:
@@ -169,7 +177,7 @@ def follow(
                 break
             frame = json.loads(text)
             frames.append(frame)
-            if subscribe and frame.get("status") in TERMINAL:
+            if subscribe and frame.get("status") in TERMINAL and int(frame.get("seq", 0)) > after_seq:
                 pending.discard(frame["orderId"])
                 if not pending:
                     break

@@ -106,9 +106,14 @@ def test_a_redelivered_submitted_order_confirms_the_same_transaction(eng, monkey
         eng.executor.run(order_id, receive_count=1)
     submitted = eng.store.get(order_id)
     assert submitted.status is Status.SUBMITTED
-    # WHEN the message is delivered again
+    # WHEN the message is delivered again, within the first attempt's lease: it waits
     monkeypatch.setattr(chain, "confirm", original)
-    eng.executor.run(order_id, receive_count=2)
+    early = eng.executor.run(order_id, receive_count=2)
+    assert not early.done and early.reason == "leased" and 0 < early.retry_in_s <= 30
+    # AND once the lease (the function timeout) has run out
+    clock = eng.executor.clock_ms
+    monkeypatch.setattr(eng.executor, "clock_ms", lambda: clock() + 31_000)
+    eng.executor.run(order_id, receive_count=3)
     # THEN the order confirms with the transaction it already had: no second swap
     done = eng.store.get(order_id)
     assert done.status is Status.CONFIRMED
@@ -150,3 +155,49 @@ def test_subscribe_mode_is_kept_on_the_order(eng):
     assert eng.store.get(order_id).subscribers == {"c-9": SubscriberMode.SUBSCRIBED}
     eng.subscriptions.disconnect("c-9")
     assert eng.store.get(order_id).subscribers == {}
+
+
+def test_stranded_pending_orders_are_queued_again(eng):
+    # GIVEN an order stored but never queued (the process died in between)
+    record = eng.orders.submit(_request()).record
+    eng.orders_queue.sent.clear()
+    # WHEN the sweeper runs with a zero age threshold
+    requeued = eng.orders.requeue_stranded(older_than_s=0)
+    # THEN the order is queued again, once
+    assert requeued == [record.order_id]
+    assert eng.orders_queue.sent == [{"orderId": record.order_id, "round": 1}]
+
+
+def test_dead_letters_get_records_and_redrive_starts_a_new_round(eng):
+    order_id = eng.orders.submit(_request(), test_failure=True).record.order_id
+    for receive in (1, 2, 3, 4):
+        eng.executor.run(order_id, receive_count=receive)
+    eng.dead_letters.dlq.send({"orderId": order_id, "round": 1})  # what the redrive policy does
+    stats = eng.dead_letters.stats()
+    assert stats["failureRecords"] == 1 and stats["messagesInDlq"] == 1
+    items, _ = eng.dead_letters.list(10, None)
+    assert items[0]["orderId"] == order_id and items[0]["attemptsMade"] == 4
+    assert items[0]["originalOrder"]["tokenIn"] == "SOL" and len(items[0]["errors"]) == 4
+    moved = eng.dead_letters.redrive()
+    assert moved["orderIds"] == [order_id]
+    assert eng.orders_queue.sent[-1] == {"orderId": order_id, "round": 2, "redrive": True}
+    outcome = eng.executor.run(order_id, receive_count=1, round_=2)
+    assert not outcome.done  # still failing, but a fresh round: attempt 1 again
+    again = eng.store.get(order_id)
+    assert again.round == 2 and again.attempts == 1
+    routing = [e for e in again.history if e["status"] == "routing"]
+    assert routing[-1]["attempt"] == 1 and routing[-1]["round"] == 2
+    assert eng.dead_letters.clear(keep_records=False) == {"messagesPurged": 0, "recordsCleared": 1}
+
+
+def test_a_crash_on_the_last_attempt_is_reconciled_from_the_dlq(eng):
+    # GIVEN an order that died mid-attempt and whose message reached the DLQ without a record
+    order_id = eng.orders.submit(_request(), test_failure=True).record.order_id
+    eng.executor.run(order_id, receive_count=1)
+    assert eng.failures.get(order_id) is None
+    eng.dead_letters.dlq.send({"orderId": order_id, "round": 1})
+    # WHEN anyone looks at the DLQ (or the sweeper runs)
+    eng.dead_letters.reconcile()
+    # THEN the order is failed, pushed, and has its record
+    assert eng.store.get(order_id).status is Status.FAILED
+    assert eng.failures.get(order_id).failure_reason == "dead_lettered"
