@@ -144,6 +144,8 @@ class OrderExecutor:
                 "simulated failure: the test harness drops every transaction", reason="test_failure"
             )
         submission = self.chain.submit(signed)
+        # Write-ahead: the transaction is on the order before the chain can land it, so a
+        # worker that dies from here on is followed by one that confirms this very one.
         record = self._write(
             record,
             Status.SUBMITTED,

@@ -146,6 +146,8 @@ def http(
             return exc.code, json.loads(text)
         except ValueError:
             return exc.code, text
+    except (ConnectionError, urllib.error.URLError) as exc:
+        return 0, str(exc)
 
 
 def follow(

@@ -1,0 +1,137 @@
+"""Fault tests: the local runtime is killed with SIGKILL; the emulator (the 'AWS' side) lives on."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from tests.support import Runtime, http, moto_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TERMINAL = {"confirmed", "failed"}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory) -> Iterator[str]:
+    with moto_server(tmp_path_factory.mktemp("crash-moto")) as endpoint:
+        yield endpoint
+
+
+def _shorten_visibility(endpoint: str, seconds: int) -> None:
+    """An operator's setting, not the app's: the template's 180 s (6x the function timeout)
+    would only make this test wait longer for the killed attempts' messages to return."""
+    sqs = boto3.client(
+        "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    url = sqs.get_queue_url(QueueName="solana-exec-orders")["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": str(seconds)})
+
+
+def _orders(rt: Runtime, ids: list[str]) -> list[dict]:
+    found = []
+    for order_id in ids:
+        status, order = http("GET", f"{rt.rest}/order/{order_id}")
+        assert status == 200, order
+        found.append(order)
+    return found
+
+
+def _wait_all_terminal(rt: Runtime, ids: list[str], timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        orders = _orders(rt, ids)
+        if all(o["status"] in TERMINAL for o in orders) or time.monotonic() > deadline:
+            return orders
+        time.sleep(0.5)
+
+
+def _assert_one_swap_each(orders: list[dict]) -> None:
+    for order in orders:
+        hashes = {e["txHash"] for e in order["history"] if e.get("txHash")}
+        assert len(hashes) <= 1, f"order {order['orderId']} has transactions {hashes}"
+        if order["status"] == "confirmed":
+            assert hashes == {order["txHash"]}
+        seqs = [e["seq"] for e in order["history"]]
+        assert seqs == sorted(set(seqs)), "history must be gap-free and ordered"
+
+
+def test_killed_with_orders_in_every_stage_then_restarted(emulator, tmp_path):
+    env = {"DEX_QUOTE_MS": "300", "DEX_SUBMIT_MS": "1500-2500", "ATTEMPT_LEASE_S": "3"}
+    first = Runtime(emulator, tmp_path / "first.log", env).start()
+    _shorten_visibility(emulator, 4)
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def submit() -> None:
+        status, order = http(
+            "POST", f"{first.rest}/order", {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.3", "slippage": 0.02}
+        )
+        assert status == 201
+        with lock:
+            ids.append(order["orderId"])
+
+    threads = [threading.Thread(target=submit) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # GIVEN orders waiting, being routed and submitted to the chain at the same instant
+    deadline = time.monotonic() + 20
+    seen: Counter[str] = Counter()
+    while time.monotonic() < deadline:
+        seen = Counter(o["status"] for o in _orders(first, ids))
+        if seen["pending"] and seen["submitted"] and (seen["routing"] + seen["building"]):
+            break
+        time.sleep(0.05)
+    # WHEN the runtime is killed outright
+    first.stop(signal.SIGKILL)
+    assert first.proc.returncode == -signal.SIGKILL
+    assert seen["pending"] and seen["submitted"], f"did not catch every stage: {seen}"
+    # AND started again on the same emulator
+    second = Runtime(emulator, tmp_path / "second.log", env).start()
+    try:
+        orders = _wait_all_terminal(second, ids, timeout=120)
+    finally:
+        second.stop()
+    # THEN every order ended terminal, none was lost, and none has two transactions
+    assert len(orders) == 30
+    assert Counter(o["status"] for o in orders) == Counter({"confirmed": 30}), [o["status"] for o in orders]
+    _assert_one_swap_each(orders)
+
+
+def test_killed_between_the_order_write_and_the_enqueue(emulator, tmp_path):
+    # GIVEN a runtime that dies right after it stores an order, before it queues it
+    fast_sweeper = {
+        "OFFLINE_SCHEDULE_SCALE": "0.05",
+        "STRANDED_AFTER_S": "2",
+        "DEX_QUOTE_MS": "0",
+        "DEX_SUBMIT_MS": "0",
+    }
+    doomed = Runtime(
+        emulator, tmp_path / "doomed.log", {**fast_sweeper, "ENGINE_FAULT_POINT": "after_order_write"}
+    ).start()
+    status, _ = http(
+        "POST", f"{doomed.rest}/order", {"tokenIn": "SOL", "tokenOut": "USDT", "amount": "0.7", "slippage": 0.01}
+    )
+    doomed.proc.wait(timeout=10)
+    assert doomed.proc.returncode == -signal.SIGKILL, "the fault point should have killed the runtime"
+    assert status != 201, "the client must not be told the order was accepted"
+    # WHEN the engine comes back
+    again = Runtime(emulator, tmp_path / "again.log", fast_sweeper).start()
+    try:
+        _, listed = http("GET", f"{again.rest}/orders?limit=100&status=pending")
+        stranded = [o for o in listed["items"] if o["tokenOut"] == "USDT" and o["amount"] == "0.7"]
+        assert len(stranded) == 1, "the order was stored before the crash"
+        # THEN the sweeper queues it and it executes, once
+        [order] = _wait_all_terminal(again, [stranded[0]["orderId"]], timeout=60)
+    finally:
+        again.stop()
+    assert order["status"] == "confirmed"
+    _assert_one_swap_each([order])
