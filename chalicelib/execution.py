@@ -197,7 +197,7 @@ class OrderExecutor:
 
     def _failed_attempt(self, order_id: str, attempt: int, exc: Exception) -> AttemptOutcome:
         retryable = bool(getattr(exc, "retryable", True))
-        reason = str(getattr(exc, "reason", "") or type(exc).__name__)
+        reason = str(getattr(exc, "reason", "") or getattr(exc, "code", "") or type(exc).__name__)
         message = str(exc) or reason
         error = {"attempt": attempt, "reason": reason, "message": message, "retryable": retryable, "at": utc_now_iso()}
         last = not retryable or attempt >= self.max_attempts
@@ -214,7 +214,10 @@ class OrderExecutor:
                     failed = self._fail(record, message, reason, attempt, errors)
                     self._record_failure(failed, retryable)
                 else:
-                    self.store.update_details(record, {"errors": errors, "lastError": message, "leaseUntilMs": None})
+                    self.store.update_details(
+                        record,
+                        {**_retire_transaction(record), "errors": errors, "lastError": message, "leaseUntilMs": None},
+                    )
                 break
             except StaleWrite:
                 continue
@@ -289,6 +292,14 @@ class OrderExecutor:
             )
         self._record_failure(record, retryable=True)
         return False
+
+
+def _retire_transaction(record: OrderRecord) -> dict[str, Any]:
+    """A transaction that failed on chain is done with: the next attempt builds a new one."""
+    tx_hash = record.details.get("txHash")
+    if not tx_hash:
+        return {}
+    return {"txHash": None, "failedTransactions": [*record.details.get("failedTransactions", []), tx_hash]}
 
 
 def _plan_from(record: OrderRecord, registry: TokenRegistry) -> RoutePlan:

@@ -130,11 +130,11 @@
         const since = new Date(ev.timestamp).getTime() - start;
         return h(
           "li",
-          { class: `ev s-${ev.status}`, "data-status": ev.status, "data-seq": ev.seq },
-          h("time", { datetime: ev.timestamp }, clock(ev.timestamp)),
-          h("span", { class: "since" }, ev.seq === events[0].seq ? "" : `+${since} ms`),
+          { class: `ev ev-${ev.status}`, "data-status": ev.status, "data-seq": ev.seq },
+          h("span", { class: "when" }, h("time", { datetime: ev.timestamp }, clock(ev.timestamp)), ev.seq === events[0].seq ? "" : h("small", {}, `+${since} ms`)),
           h("b", {}, ev.status),
           h("div", { class: "detail" }, detail(ev, meta)),
+          ev.status === "routing" ? quotesTable(ev, meta.tokenOut || "") : null,
         );
       }),
     );
@@ -148,7 +148,7 @@
       case "pending":
         return `${amt(ev.amount)} ${ev.tokenIn} → ${ev.tokenOut}, slippage ${pct(ev.slippage, 2)}`;
       case "routing":
-        return routing(ev, out);
+        return routing(ev);
       case "building":
         return h("span", {}, "slippage floor ", h("b", { class: "min-out" }, `minAmountOut ${amt(ev.minAmountOut)} ${out}`));
       case "submitted":
@@ -162,35 +162,34 @@
     }
   }
 
-  // The routing decision: every venue's quote, the chosen one, and the legs of the route.
-  function routing(ev, out) {
-    const retry = ev.attempt > 1 ? h("p", { class: "retry" }, `attempt ${ev.attempt}`, ev.error ? ` — previous attempt: ${ev.error}` : "") : null;
+  // The routing decision: the chosen venue and the route's legs, then every venue's quote.
+  function routing(ev) {
+    const legs = (ev.route || []).map((leg) => `${leg.dex} ${amt(leg.percent, 2)} % (${amt(leg.amountIn)} → ${amt(leg.amountOut)})`);
+    return h(
+      "div",
+      { class: "routing" },
+      ev.attempt > 1 ? h("p", { class: "retry" }, `attempt ${ev.attempt}`, ev.error ? ` — previous: ${ev.error}` : "") : null,
+      h("p", { class: "route" }, "chose ", h("b", { class: "dex" }, ev.dex || "?"), legs.length ? `: ${legs.join(" + ")}` : ""),
+    );
+  }
+
+  function quotesTable(ev, out) {
+    const used = new Set((ev.route || []).map((leg) => leg.dex).concat(ev.dex));
     const rows = (ev.quotes || []).map((q) =>
       q.error
         ? h("tr", { class: "quote-error" }, h("td", {}, q.dex), h("td", { colspan: 4, class: "err" }, q.error))
         : h(
             "tr",
-            { class: ev.dex === q.dex || (ev.route || []).some((leg) => leg.dex === q.dex) ? "chosen" : "" },
+            { class: used.has(q.dex) ? "chosen" : "" },
             h("td", {}, q.dex),
-            h("td", { class: "num" }, `${amt(q.amountOut)} ${out}`),
+            h("td", { class: "num" }, amt(q.amountOut)),
             h("td", { class: "num" }, amt(q.price)),
             h("td", { class: "num" }, amt(q.fee, 9)),
             h("td", { class: "num" }, pct(q.priceImpact)),
           ),
     );
-    const legs = (ev.route || []).map((leg) => `${leg.dex} ${amt(leg.percent, 2)} % (${amt(leg.amountIn)} → ${amt(leg.amountOut)})`);
-    return h(
-      "div",
-      { class: "routing" },
-      retry,
-      h(
-        "table",
-        { class: "quotes" },
-        h("thead", {}, h("tr", {}, h("th", {}, "venue"), h("th", {}, "out"), h("th", {}, "price"), h("th", {}, "fee"), h("th", {}, "impact"))),
-        h("tbody", {}, rows),
-      ),
-      h("p", { class: "route" }, "chose ", h("b", { class: "dex" }, ev.dex || "?"), legs.length ? `: ${legs.join(" + ")}` : ""),
-    );
+    const head = ["venue", `out (${out})`, "price", "fee", "impact"].map((t) => h("th", {}, t));
+    return h("table", { class: "quotes" }, h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows));
   }
 
   function outcome(last, meta) {
@@ -334,7 +333,7 @@
           "tr",
           { "data-order-id": o.orderId, title: `${o.orderId} — click to follow`, onclick: () => follow(o.orderId, o) },
           h("td", {}, clock(o.createdAt)),
-          h("td", {}, `${o.tokenIn} → ${o.tokenOut}`),
+          h("td", { class: "nowrap" }, `${o.tokenIn}→${o.tokenOut}`),
           h("td", { class: "num" }, amt(o.amount)),
           h("td", {}, h("span", { class: `status s-${o.status}` }, o.status)),
         ),
@@ -355,7 +354,7 @@
     }
     if (failed.ok) {
       $("#dlq-table tbody").replaceChildren(
-        ...failed.data.items.map((item) => {
+        ...[...failed.data.items].sort((a, b) => String(b.failedAt).localeCompare(String(a.failedAt))).map((item) => {
           const o = item.originalOrder || {};
           return h(
             "tr",

@@ -201,3 +201,34 @@ def test_a_crash_on_the_last_attempt_is_reconciled_from_the_dlq(eng):
     # THEN the order is failed, pushed, and has its record
     assert eng.store.get(order_id).status is Status.FAILED
     assert eng.failures.get(order_id).failure_reason == "dead_lettered"
+
+
+def test_a_slippage_breach_is_retried_with_a_fresh_quote_and_a_new_transaction(eng, monkeypatch):
+    from chalicelib.market import SlippageExceeded
+
+    order_id = eng.orders.submit(_request()).record.order_id
+    market = eng.executor.chain.market
+    real_execute = market.execute
+    calls = []
+
+    def breach_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise SlippageExceeded("filled below the floor")
+        return real_execute(*args, **kwargs)
+
+    monkeypatch.setattr(market, "execute", breach_once)
+    # GIVEN the first execution lands below the slippage floor
+    first = eng.executor.run(order_id, receive_count=1)
+    assert not first.done and first.retry_in_s == 2 and first.reason == "slippage_exceeded"
+    failed_tx = eng.store.get(order_id).details["failedTransactions"]
+    # WHEN the retry comes, 2 s later (a new slot, so a new recent blockhash)
+    chain = eng.executor.chain
+    clock = chain.clock_ms
+    monkeypatch.setattr(chain, "clock_ms", lambda: clock() + 2_000)
+    assert eng.executor.run(order_id, receive_count=2).done
+    # THEN it re-quotes and confirms with a new transaction, not the failed one
+    done = eng.store.get(order_id)
+    assert done.status is Status.CONFIRMED and done.details["txHash"] not in failed_tx
+    retry = [e for e in done.history if e["status"] == "routing"][-1]
+    assert retry["attempt"] == 2 and "floor" in retry["error"]
