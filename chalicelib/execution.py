@@ -155,6 +155,7 @@ class OrderExecutor:
                 "plan": plan.to_dict(),
                 "minAmountOutBase": str(min_out),
                 "submittedAtMs": submission.submitted_at_ms,
+                "quoteWaitMs": plan.quote_wait_ms,
                 "confirmAtMs": submission.confirm_at_ms,
             },
         )
@@ -166,11 +167,16 @@ class OrderExecutor:
         token_out = plan.token_out
         amount_out = plain_decimal(self.registry.to_decimal(token_out, fill.amount_out))
         executed_price = plain_decimal(fill.executed_price)
-        fields = {
+        fields: dict[str, Any] = {
             "txHash": submission.signature,
             "executedPrice": executed_price,
             "amountOut": amount_out,
             "dex": plan.dex,
+            # What the simulation made this order wait, so a benchmark can tell the engine's own time apart.
+            "simulatedDelayMs": {
+                "quoteMs": int(record.details.get("quoteWaitMs", 0)),
+                "chainMs": submission.confirm_at_ms - submission.submitted_at_ms,
+            },
         }
         self._write(record, Status.CONFIRMED, fields, {**fields, "error": None, "leaseUntilMs": None})
         logger.info("confirmed", extra={"orderId": record.order_id, **fields})

@@ -129,8 +129,9 @@ class Market:
         names = list(self.venues)
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="venue-quote") as pool:
             answers = list(pool.map(lambda name: self._quote_venue(name, pair, amount_in), names))
-        pools = {name: p for name, (p, _) in zip(names, answers, strict=True) if p is not None}
-        quotes = tuple(q for _, q in answers)
+        quote_wait_ms = max((delay for _, _, delay in answers), default=0)
+        pools = {name: p for name, (p, _, _) in zip(names, answers, strict=True) if p is not None}
+        quotes = tuple(q for _, q, _ in answers)
         if not pools:
             raise VenueUnavailable("no venue answered: " + ", ".join(f"{q.dex}: {q.error}" for q in quotes))
 
@@ -171,30 +172,35 @@ class Market:
             quoted_at_ms=quoted_at,
             expires_at_ms=quoted_at + self.config.quote_ttl_ms,
             price_impact=impact.quantize(_IMPACT_PLACES),
+            quote_wait_ms=quote_wait_ms,
         )
 
-    def _quote_venue(self, name: str, pair: _Pair, amount_in: int) -> tuple[VenuePool | None, VenueQuote]:
+    def _quote_venue(self, name: str, pair: _Pair, amount_in: int) -> tuple[VenuePool | None, VenueQuote, int]:
         rng = random.Random(f"{self.config.seed}|{name}|{amount_in}|{self.clock()}")
         lo, hi = self.config.quote_delay_ms
         delay_ms = rng.randint(lo, hi) if hi > lo else lo
         if delay_ms > 0:
             self.sleep(delay_ms / 1000)
         if name in self.venues_down:
-            return None, VenueQuote.failed(name, amount_in, "venue_unavailable")
+            return None, VenueQuote.failed(name, amount_in, "venue_unavailable"), delay_ms
         if rng.randrange(1_000_000) < self.config.quote_failure_ppm:
-            return None, VenueQuote.failed(name, amount_in, "quote_timeout")
+            return None, VenueQuote.failed(name, amount_in, "quote_timeout"), delay_ms
         venue_pool = self._pool(self.venues[name], pair, self.clock())
         swap = venue_pool.swap(amount_in)
         if swap.amount_out <= 0:
-            return venue_pool, VenueQuote.failed(name, amount_in, "insufficient_liquidity")
+            return venue_pool, VenueQuote.failed(name, amount_in, "insufficient_liquidity"), delay_ms
         token_in, token_out = (pair.base, pair.quote) if pair.x_to_y else (pair.quote, pair.base)
-        return venue_pool, VenueQuote(
-            dex=name,
-            amount_in=amount_in,
-            amount_out=swap.amount_out,
-            fee=swap.fee,
-            price=whole_price(token_in, token_out, amount_in, swap.amount_out),
-            price_impact=_impact(amount_in, swap).quantize(_IMPACT_PLACES),
+        return (
+            venue_pool,
+            VenueQuote(
+                dex=name,
+                amount_in=amount_in,
+                amount_out=swap.amount_out,
+                fee=swap.fee,
+                price=whole_price(token_in, token_out, amount_in, swap.amount_out),
+                price_impact=_impact(amount_in, swap).quantize(_IMPACT_PLACES),
+            ),
+            delay_ms,
         )
 
     # -- execution ---------------------------------------------------------------------

@@ -143,6 +143,7 @@ class RoutePlan:
     quoted_at_ms: int
     expires_at_ms: int
     price_impact: Decimal = Decimal(0)  # of the chosen route, as a fraction
+    quote_wait_ms: int = 0  # simulated venue latency the router waited (the slowest quote)
 
     @property
     def price(self) -> Decimal:
