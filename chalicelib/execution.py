@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chalicelib.chain import ChainSubmission, SimulatedChain
@@ -24,6 +25,7 @@ from chalicelib.market import (
     RoutePlan,
     TokenRegistry,
 )
+from chalicelib.metrics import record_confirmed, record_failed, record_retry
 from chalicelib.orders import OrderRecord, Status, can_transition, plain_decimal, status_event, utc_now_iso
 from chalicelib.ports import OrderStore
 from chalicelib.publisher import StatusPublisher
@@ -178,7 +180,9 @@ class OrderExecutor:
                 "chainMs": submission.confirm_at_ms - submission.submitted_at_ms,
             },
         }
-        self._write(record, Status.CONFIRMED, fields, {**fields, "error": None, "leaseUntilMs": None})
+        written = self._write(record, Status.CONFIRMED, fields, {**fields, "error": None, "leaseUntilMs": None})
+        simulated = fields["simulatedDelayMs"]
+        record_confirmed(plan.dex, _elapsed_ms(written), simulated["quoteMs"] + simulated["chainMs"])
         logger.info("confirmed", extra={"orderId": record.order_id, **fields})
 
     def _write(
@@ -227,6 +231,10 @@ class OrderExecutor:
                 break
             except StaleWrite:
                 continue
+        if last:
+            record_failed(reason)
+        else:
+            record_retry()
         if last and not retryable:
             return AttemptOutcome(done=True, reason=reason)  # fails at once: no retries burned
         if last:
@@ -298,6 +306,16 @@ class OrderExecutor:
             )
         self._record_failure(record, retryable=True)
         return False
+
+
+def _elapsed_ms(record: OrderRecord) -> float:
+    """From `pending` to the newest status, by the order's own timestamps."""
+    first, last = record.history[0]["timestamp"], record.history[-1]["timestamp"]
+    return (_epoch(last) - _epoch(first)) * 1000
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _retire_transaction(record: OrderRecord) -> dict[str, Any]:

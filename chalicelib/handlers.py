@@ -16,6 +16,7 @@ from chalice import Response
 from chalicelib.bootstrap import engine
 from chalicelib.errors import EngineError, InvalidOrder, OrderNotFound
 from chalicelib.logs import logger
+from chalicelib.metrics import flush as flush_metrics
 from chalicelib.service import ConnectionNotReady, error_body
 from chalicelib.validation import parse_json_body, parse_order
 
@@ -278,7 +279,10 @@ def process_replays(event: Any) -> dict[str, Any]:
 
 def _batch(event: Any, handle: Callable[[SQSRecord], None]) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS)
-    response = process_partial_response(
-        event=event.to_dict(), record_handler=handle, processor=processor, context=event.context
-    )
+    try:
+        response = process_partial_response(
+            event=event.to_dict(), record_handler=handle, processor=processor, context=event.context
+        )
+    finally:
+        flush_metrics()
     return dict(response)
