@@ -11,8 +11,15 @@ from chalicelib import console, handlers
 app = Chalice(app_name="solana-exec")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
+_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 
-@app.route("/order", methods=["POST"], content_types=["application/json"])
+
+@app.middleware("http")
+def contract_errors(event: Any, get_response: Any) -> Response:
+    return handlers.contract_errors(event, get_response)
+
+
+@app.route("/order", methods=["POST"], content_types=_BODY_TYPES)
 def submit_order() -> Response:
     return handlers.submit_order(app.current_request)
 
@@ -67,12 +74,12 @@ def dlq_redrive() -> Response:
     return handlers.dlq_redrive()
 
 
-@app.route("/test/dlq", methods=["POST"], content_types=["application/json"])
+@app.route("/test/dlq", methods=["POST"], content_types=_BODY_TYPES)
 def submit_test_order() -> Response:
     return handlers.submit_test_order()
 
 
-@app.route("/test/dlq/bulk", methods=["POST"], content_types=["application/json"])
+@app.route("/test/dlq/bulk", methods=["POST"], content_types=_BODY_TYPES)
 def submit_test_orders() -> Response:
     return handlers.submit_test_orders(app.current_request)
 

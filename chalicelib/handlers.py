@@ -6,6 +6,7 @@ Only here do domain errors become HTTP statuses or WebSocket error frames.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from chalicelib.service import ConnectionNotReady, error_body
 from chalicelib.validation import parse_json_body, parse_order
 
 __all__ = [
+    "contract_errors",
     "dlq_clear",
     "dlq_failed_orders",
     "dlq_redrive",
@@ -64,6 +66,24 @@ def _guard(handler: Callable[[], Response]) -> Response:
 
 
 # -- REST -------------------------------------------------------------------------------
+
+
+def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Give Chalice's own errors (405, 415, ...) the contract's `{"error", "message"}` shape."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code < 400:
+        return response
+    if isinstance(body, str) and body.startswith("{"):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return response
+    if not isinstance(body, dict) or "Code" not in body:
+        return response
+    code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"]).removesuffix("Error")).lower()
+    response.body = json.dumps({"error": code, "message": str(body.get("Message", ""))})
+    return response
 
 
 def submit_order(request: Any, *, test_failure: bool = False) -> Response:

@@ -163,6 +163,14 @@ def test_bad_orders_get_clear_400s_and_store_nothing(runtime):
     assert status == 400 and error["error"] == "invalid_json"
     status, error = http("POST", f"{runtime.rest}/order", raw=b"{" + b" " * 200_000 + b"}")
     assert status == 413 and error["error"] == "payload_too_large"
+    status, error = http("POST", f"{runtime.rest}/order", raw=b"<order/>", headers={"Content-Type": "application/xml"})
+    assert status == 415 and error["error"] == "unsupported_media_type" and error["message"]
+    status, error = http("PUT", f"{runtime.rest}/order", {"tokenIn": "SOL"})
+    assert status == 405 and error["error"] == "method_not_allowed"
+    status, error = http("GET", f"{runtime.rest}/orders?limit=1000")
+    assert status == 400 and error["field"] == "limit"
+    status, error = http("GET", f"{runtime.rest}/orders?nextToken=garbage")
+    assert status == 400 and error["field"] == "nextToken"
     status, error = http("GET", f"{runtime.rest}/order/does-not-exist")
     assert status == 404 and error["error"] == "not_found"
     _, after = http("GET", f"{runtime.rest}/orders?limit=100")
