@@ -160,7 +160,8 @@ def follow(
     """Collect every frame until the server closes, or every followed order is terminal.
 
     With `after_seq`, a terminal status counts only past that seq (an order redriven
-    after it failed replays its old `failed` first).
+    after it failed replays its old `failed` first). A followed order is done once its
+    terminal status and every earlier seq have arrived, in whatever order.
     """
     url = f"{ws_url}/?orderId={order_id}" if order_id else ws_url
     conn = websocket.create_connection(url, timeout=timeout)
@@ -179,13 +180,28 @@ def follow(
                 break
             frame = json.loads(text)
             frames.append(frame)
-            if subscribe and frame.get("status") in TERMINAL and int(frame.get("seq", 0)) > after_seq:
-                pending.discard(frame["orderId"])
+            order = frame.get("orderId")
+            if subscribe and order in pending and _complete(frames, order, after_seq):
+                pending.discard(order)
                 if not pending:
                     break
     finally:
         conn.close()
     return frames
+
+
+def _complete(frames: list[dict[str, Any]], order_id: str, after_seq: int) -> bool:
+    """A terminal status past `after_seq` has arrived, and every seq before it too.
+
+    Live pushes may overtake a replay, so the terminal frame is not always the last one.
+    """
+    seqs = {int(f["seq"]) for f in frames if f.get("type") == "status" and f.get("orderId") == order_id}
+    terminal = [
+        int(f["seq"])
+        for f in frames
+        if f.get("orderId") == order_id and f.get("status") in TERMINAL and int(f["seq"]) > after_seq
+    ]
+    return bool(terminal) and seqs >= set(range(1, max(terminal) + 1))
 
 
 def statuses(frames: list[dict[str, Any]], order_id: str) -> list[dict[str, Any]]:

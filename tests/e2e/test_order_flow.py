@@ -196,3 +196,45 @@ def test_websocket_bad_frames_get_errors_and_the_connection_stays_open(runtime):
         assert [e["status"] for e in seen] == LIFECYCLE
     finally:
         conn.close()
+
+
+def test_subscribers_joining_at_random_moments_all_see_gap_free_histories(runtime):
+    # GIVEN 20 orders, each followed by a client that connects at a random moment of its life
+    import random
+
+    rng = random.Random(11)
+    results: dict[str, list[dict]] = {}
+    lock = threading.Lock()
+
+    def one(delay_s: float, by_action: bool) -> None:
+        order = _submit(runtime, amount="0.2")
+        time.sleep(delay_s)
+        if by_action:
+            frames = follow(runtime.ws, subscribe=[order["orderId"]], timeout=30)
+        else:
+            frames = follow(runtime.ws, order["orderId"], timeout=30)
+        with lock:
+            results[order["orderId"]] = statuses(frames, order["orderId"])
+
+    threads = [threading.Thread(target=one, args=(rng.uniform(0, 0.8), i % 2 == 0)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # THEN every one received pending..confirmed with no gap, whichever way it subscribed
+    assert len(results) == 20
+    for order_id, events in results.items():
+        assert [e["status"] for e in events] == LIFECYCLE, (order_id, events)
+
+
+def test_a_subscriber_joining_mid_way_gets_the_past_then_the_rest_live(runtime):
+    order = _submit(runtime)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        _, current = http("GET", f"{runtime.rest}/order/{order['orderId']}")
+        if current["status"] == "submitted":
+            break
+        time.sleep(0.02)
+    assert current["status"] == "submitted", "the order should still be on the chain"
+    events = statuses(follow(runtime.ws, order["orderId"]), order["orderId"])
+    assert [e["status"] for e in events] == LIFECYCLE
