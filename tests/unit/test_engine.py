@@ -232,3 +232,37 @@ def test_a_slippage_breach_is_retried_with_a_fresh_quote_and_a_new_transaction(e
     assert done.status is Status.CONFIRMED and done.details["txHash"] not in failed_tx
     retry = [e for e in done.history if e["status"] == "routing"][-1]
     assert retry["attempt"] == 2 and "floor" in retry["error"]
+
+
+def test_replay_waits_out_a_410_while_the_handshake_completes(eng):
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.subscriptions.connect("c-1", order_id)
+    # GIVEN the connection still answers 410 (its $connect has not returned yet)
+    eng.notifier.gone.add("c-1")
+    naps = []
+
+    def nap(seconds):
+        naps.append(seconds)
+        if len(naps) == 2:
+            eng.notifier.gone.discard("c-1")  # the handshake completed meanwhile
+
+    eng.subscriptions.sleep = nap
+    # WHEN the replay runs
+    eng.subscriptions.replay(order_id, "c-1")
+    # THEN it retried briefly and delivered the history, and the connection is now live
+    assert naps == [0.05, 0.1]
+    assert [m["status"] for m in eng.notifier.messages["c-1"]] == ["pending"]
+    assert eng.store.get(order_id).subscribers == {"c-1": SubscriberMode.OPEN}
+
+
+def test_replay_gives_up_on_a_connection_that_never_opens(eng):
+    from chalicelib.service import ConnectionNotReady
+
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.subscriptions.connect("c-1", order_id)
+    eng.notifier.gone.add("c-1")
+    eng.subscriptions.sleep = lambda _s: None
+    with pytest.raises(ConnectionNotReady):
+        eng.subscriptions.replay(order_id, "c-1")
+    eng.subscriptions.give_up_replay(order_id, "c-1")
+    assert eng.store.get(order_id).subscribers == {}
