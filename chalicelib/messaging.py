@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -17,11 +17,12 @@ __all__ = ["ApiGatewayNotifier", "SqsQueue"]
 _CLIENT_CONFIG = Config(max_pool_connections=50, retries={"max_attempts": 3, "mode": "standard"})
 
 
-class SqsQueue:
-    """One SQS queue, addressed by URL; the client is created on first use, never at import."""
+class _LazyClient:
+    """A boto3 client made on first use, never at import (Lambda's cold start stays cheap)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, service: Literal["sqs", "apigatewaymanagementapi"], endpoint: str | None = None) -> None:
+        self._service = service
+        self._endpoint = endpoint
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -30,8 +31,16 @@ class SqsQueue:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
+                    self._client = boto3.client(self._service, endpoint_url=self._endpoint, config=_CLIENT_CONFIG)
         return self._client
+
+
+class SqsQueue(_LazyClient):
+    """One SQS queue, addressed by URL."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__("sqs")
+        self.url = url
 
     def send(self, body: dict[str, Any]) -> None:
         self.client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
@@ -82,7 +91,7 @@ class SqsQueue:
         return waiting, int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
 
 
-class ApiGatewayNotifier:
+class ApiGatewayNotifier(_LazyClient):
     """Pushes to WebSocket clients with PostToConnection; a 410 means the client is gone.
 
     The endpoint comes from WEBSOCKET_API_ENDPOINT (set by the template on AWS); left unset,
@@ -90,19 +99,7 @@ class ApiGatewayNotifier:
     """
 
     def __init__(self, endpoint: str | None) -> None:
-        self.endpoint = endpoint
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = boto3.client(
-                        "apigatewaymanagementapi", endpoint_url=self.endpoint, config=_CLIENT_CONFIG
-                    )
-        return self._client
+        super().__init__("apigatewaymanagementapi", endpoint)
 
     def post(self, connection_id: str, message: dict[str, Any]) -> bool:
         data = json.dumps(message, separators=(",", ":")).encode()

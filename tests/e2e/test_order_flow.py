@@ -79,25 +79,13 @@ def test_subscribe_action_follows_several_orders_on_one_connection(runtime):
         assert [e["status"] for e in statuses(frames, order["orderId"])] == LIFECYCLE
 
 
-def test_subscriber_before_the_order_is_queued_misses_nothing(runtime):
-    # GIVEN a client already subscribed when the order is only just stored
+def test_an_order_with_slippage_bps_to_usdt_confirms(runtime):
+    # GIVEN an order sent with slippageBps instead of a fraction
     status, order = http(
         "POST", f"{runtime.rest}/order", {"tokenIn": "SOL", "tokenOut": "USDT", "amount": 2, "slippageBps": 50}
     )
     assert status == 201
-    conn = websocket.create_connection(f"{runtime.ws}/?orderId={order['orderId']}", timeout=30)
-    frames = []
-    try:
-        while True:
-            try:
-                text = conn.recv()
-            except websocket.WebSocketConnectionClosedException:
-                break
-            if not text:
-                break
-            frames.append(json.loads(text))
-    finally:
-        conn.close()
+    frames = follow(runtime.ws, order["orderId"], timeout=30)
     assert [e["status"] for e in statuses(frames, order["orderId"])] == LIFECYCLE
 
 
