@@ -4,13 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e package clean
+.PHONY: run test lint typecheck unit e2e package clean browser
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	touch $(STAMP)
 
 ## Set up and run the engine on this machine (REST :8000, WebSocket :8001, emulator :4566).
@@ -18,8 +19,12 @@ run: $(STAMP)
 	$(PY) -m offline --app-dir . --stage dev
 
 ## Set up and run everything CI runs: ruff, mypy, unit, integration and e2e tests.
-test: $(STAMP) lint typecheck
+test: $(STAMP) browser lint typecheck
 	$(PY) -m pytest -q
+
+## Headless Chromium for the console's browser test (Debian's package; needs root, else that test skips).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "no chromium: tests/e2e/test_console.py will skip"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -27,6 +32,17 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+## Package for AWS into $(PACKAGE_DIR)/: sam.json (CloudFormation/SAM) + deployment.zip. STAGE=dev|prod.
+## Needs no AWS credentials: Chalice only wants a region, so one is set if none is.
+STAGE       ?= dev
+PACKAGE_DIR ?= build
+package: $(STAMP)
+	rm -f $(PACKAGE_DIR)/sam.json $(PACKAGE_DIR)/deployment.zip
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-us-east-1}} \
+	  $(VENV)/bin/chalice package --stage $(STAGE) --pkg-format cloudformation \
+	  --merge-template infra/resources.json $(PACKAGE_DIR)/
+	@echo "packaged stage $(STAGE): $(PACKAGE_DIR)/sam.json $(PACKAGE_DIR)/deployment.zip (deploy: docs/deploy.md)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
