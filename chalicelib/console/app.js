@@ -198,7 +198,7 @@
       return h(
         "span",
         { class: "ok" },
-        `✔ ${amt(last.amountOut)} ${meta.tokenOut || ""} at ${amt(last.executedPrice)} on ${last.dex} · tx `,
+        `✔ ${last.amountOut} ${meta.tokenOut || ""} at ${last.executedPrice} on ${last.dex} · tx `, // exact, as settled
         h("code", { class: "tx", title: last.txHash }, last.txHash),
       );
     }

@@ -1,0 +1,108 @@
+"""`solexec` (python -m solexec_cli) against the local runtime: output, --json and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import ROOT, Runtime, http, moto_server
+
+pytestmark = pytest.mark.e2e
+
+LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
+
+
+@pytest.fixture(scope="module")
+def cli_rt(tmp_path_factory) -> Iterator[Runtime]:
+    tmp = tmp_path_factory.mktemp("cli")
+    with moto_server(tmp) as endpoint:
+        env = {"DEX_QUOTE_MS": "20", "DEX_SUBMIT_MS": "300-500", "RETRY_DELAYS_S": "1,1,1"}
+        rt = Runtime(endpoint, tmp / "runtime.log", env).start()
+        try:
+            yield rt
+        finally:
+            rt.stop()
+
+
+def solexec(rt: Runtime, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SOLEXEC_URL": rt.rest, "SOLEXEC_WS_URL": rt.ws}
+    return subprocess.run(
+        [sys.executable, "-m", "solexec_cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_submit_watch_prints_every_status_and_exits_0_on_confirmed(cli_rt):
+    # WHEN an order is submitted and watched
+    run = solexec(cli_rt, "submit", "--in", "SOL", "--out", "USDC", "--amount", "1.5", "--slippage", "0.01", "--watch")
+    # THEN one line per status, in order, with the key fields, and exit 0
+    assert run.returncode == 0, run.stderr
+    header, *lines = run.stdout.strip().splitlines()
+    order_id = header.split()[-1]
+    assert [line.split()[1] for line in lines] == LIFECYCLE
+    routing, building, confirmed = lines[1], lines[2], lines[4]
+    assert "raydium" in routing and "meteora" in routing and "->" in routing
+    _, stored = http("GET", f"{cli_rt.rest}/order/{order_id}")
+    assert f"minAmountOut {stored['minAmountOut']} USDC" in building
+    assert stored["txHash"] in confirmed and stored["executedPrice"] in confirmed
+
+
+def test_json_output_parses(cli_rt):
+    run = solexec(cli_rt, "submit", "--in", "usdc", "--out", "sol", "--amount", "25", "--json")
+    assert run.returncode == 0, run.stderr
+    order = json.loads(run.stdout)
+    assert order["status"] == "pending" and order["tokenIn"] == "USDC"
+    # `--watch --json` is one JSON status event per line
+    run = solexec(cli_rt, "watch", order["orderId"], "--json")
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [e["status"] for e in events] == LIFECYCLE and [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    listing = json.loads(solexec(cli_rt, "--json", "orders", "--limit", "2").stdout)
+    assert len(listing["items"]) == 2 and listing["items"][0]["orderId"] == order["orderId"]
+
+
+def test_watching_an_order_that_fails_exits_1(cli_rt):
+    # GIVEN an order that fails on every attempt
+    status, created = http("POST", f"{cli_rt.rest}/test/dlq", {})
+    assert status == 201
+    # WHEN it is watched
+    run = solexec(cli_rt, "watch", created["orderId"])
+    # THEN every attempt shows, the last line is the failure, and the exit code is 1
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert "attempt 2" in run.stdout and "attempt 4" in run.stdout
+    assert lines[-1].split()[1] == "failed" and "after 4 attempt(s)" in lines[-1]
+    # AND the dead-letter commands see it
+    failed = json.loads(solexec(cli_rt, "dlq", "list", "--json").stdout)
+    assert created["orderId"] in [item["orderId"] for item in failed["items"]]
+    stats = solexec(cli_rt, "dlq", "stats")
+    assert stats.returncode == 0 and "failureRecords" in stats.stdout
+
+
+def test_bad_input_and_http_errors_exit_2_with_the_message(cli_rt):
+    run = solexec(cli_rt, "submit", "--in", "SOL", "--out", "USDC", "--amount", "-1")
+    assert run.returncode == 2 and run.stderr == "error: amount: amount must be positive\n"
+    run = solexec(cli_rt, "submit", "--in", "SOL", "--out", "NOPE", "--amount", "1")
+    assert run.returncode == 2 and run.stderr.startswith("error: tokenOut: ")
+    run = solexec(cli_rt, "watch", "no-such-order")
+    assert run.returncode == 2 and run.stderr.startswith("error: ")
+    run = solexec(cli_rt, "orders", "--limit", "0")
+    assert run.returncode == 2 and "--limit" in run.stderr
+    run = solexec(cli_rt, "--url", "http://127.0.0.1:9", "tokens")
+    assert run.returncode == 2 and "cannot reach http://127.0.0.1:9" in run.stderr
+
+
+def test_the_console_script_points_at_main():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["solexec"] == "solexec_cli.__main__:main"
+    assert project["tool"]["setuptools"]["packages"] == ["solexec_cli"]
