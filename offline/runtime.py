@@ -21,7 +21,7 @@ import boto3
 from chalice.app import Chalice, ScheduledEventConfig, SQSEventConfig
 from chalice.config import Config
 
-from . import project
+from . import awscalls, project
 from .emulator import Emulator, free_port, resolve_emulator
 from .logs import log, log_error
 from .provision import provision
@@ -102,6 +102,7 @@ class LocalRuntime:
         self._started = False
         self._prev_module: tuple[str, ModuleType | None] | None = None
         self._added_path = False
+        self._counting_aws_calls = False
 
     # ---------------------------------------------------------- environment
     def _setenv(self, key: str, value: str, override: bool = True) -> None:
@@ -148,6 +149,8 @@ class LocalRuntime:
             return self.urls
 
     def _start(self) -> None:
+        if awscalls.enabled():
+            self._counting_aws_calls = awscalls.install()
         explicit = set(os.environ)  # the caller's environment wins over config.json
         before = dict(os.environ)
         self.emulator = resolve_emulator()
@@ -190,6 +193,7 @@ class LocalRuntime:
             host=self.host,
             port=self.ws_port,
             stage=ws_stage,
+            aws_calls=awscalls.COUNTER if awscalls.enabled() else None,
         )
         self.websocket.start()
         self._start_pollers()
@@ -296,6 +300,9 @@ class LocalRuntime:
             self.emulator = None
         self._restore_env()
         self._unload()
+        if self._counting_aws_calls:
+            awscalls.uninstall()
+            self._counting_aws_calls = False
         log("stopped", ms=round((time.monotonic() - start) * 1000, 1))
 
     def _unload(self) -> None:

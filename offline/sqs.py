@@ -132,8 +132,9 @@ class SqsPoller:
         self._slots = threading.Condition()
         self._in_flight = 0
         self.max_in_flight_seen = 0
+        # Twice the slots: a thread still deleting its batch must not delay the next invocation.
         self._pool = ThreadPoolExecutor(
-            max_workers=self.mapping.concurrency, thread_name_prefix=f"offline-sqs-{cfg.name}"
+            max_workers=2 * self.mapping.concurrency, thread_name_prefix=f"offline-sqs-{cfg.name}"
         )
         self._thread: threading.Thread | None = None
 
@@ -274,20 +275,15 @@ class SqsPoller:
         except Exception as exc:  # noqa: BLE001 - Lambda reports, we keep the batch
             log_error("sqs_handler_error", exc, function=self.cfg.name, records=len(ids))
             keep, outcome = set(ids), "error"
+        # The function is free once it returns (as on Lambda, where the mapping deletes the
+        # messages afterwards): free the slot first so the next receive overlaps the delete.
+        ms = round((time.perf_counter() - start) * 1000, 1)
+        self._release()
         try:
             self._delete([m for m in batch if m["MessageId"] not in keep])
         except Exception as exc:  # noqa: BLE001 - they will just be redelivered
             log_error("sqs_delete_error", exc, function=self.cfg.name)
-        finally:
-            self._release()
-            log(
-                "sqs_invoke",
-                function=self.cfg.name,
-                records=len(ids),
-                failed=len(keep),
-                outcome=outcome,
-                ms=round((time.perf_counter() - start) * 1000, 1),
-            )
+        log("sqs_invoke", function=self.cfg.name, records=len(ids), failed=len(keep), outcome=outcome, ms=ms)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for i in range(0, len(messages), MAX_RECEIVE):

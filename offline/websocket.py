@@ -36,6 +36,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from chalice.app import Chalice, WebsocketEvent, WebsocketEventSourceHandler
 
+from .awscalls import PATH as AWS_CALLS_PATH
+from .awscalls import AwsCallCounter
 from .logs import log, log_error
 from .project import FunctionSettings, entry_point
 
@@ -110,6 +112,7 @@ class WebSocketGateway:
         port: int = 8001,
         stage: str = "api",
         max_workers: int = 64,
+        aws_calls: AwsCallCounter | None = None,
     ) -> None:
         self.app = app_obj
         self.module = module
@@ -117,6 +120,7 @@ class WebSocketGateway:
         self.host = host
         self.port = port
         self.stage = stage
+        self.aws_calls = aws_calls  # serve its counts at AWS_CALLS_PATH when given
         self.connections: dict[str, Connection] = {}
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="offline-ws")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,6 +194,9 @@ class WebSocketGateway:
             app.router.add_post(path, self._post_connection)
             app.router.add_get(path, self._get_connection)
             app.router.add_delete(path, self._delete_connection)
+        if self.aws_calls is not None:
+            app.router.add_get(AWS_CALLS_PATH, self._get_aws_calls)
+            app.router.add_delete(AWS_CALLS_PATH, self._reset_aws_calls)
         return app
 
     async def _startup(self) -> None:
@@ -517,6 +524,15 @@ class WebSocketGateway:
             response = web.Response(status=204)
         self._log_api("DELETE", cid, response.status, start)
         return response
+
+    async def _get_aws_calls(self, request: web.Request) -> web.Response:
+        assert self.aws_calls is not None
+        return web.json_response(self.aws_calls.snapshot())
+
+    async def _reset_aws_calls(self, request: web.Request) -> web.Response:
+        assert self.aws_calls is not None
+        self.aws_calls.reset()
+        return web.json_response(self.aws_calls.snapshot())
 
     @staticmethod
     def _log_api(method: str, cid: str, status: int, start: float, **extra: Any) -> None:

@@ -1,0 +1,75 @@
+"""The engine under test: our own moto + local runtime (child processes), or a running one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support import Runtime, moto_server
+
+__all__ = ["Engine", "engine_under_test"]
+
+AWS_CALLS_PATH = "/_offline/aws-calls"
+
+
+@dataclass
+class Engine:
+    rest: str
+    ws: str
+    log_path: Path | None = None  # the runtime's JSON log, when we started it
+    aws_endpoint: str | None = None  # our own moto, when we started it
+
+    @property
+    def calls_url(self) -> str:
+        return "http" + self.ws.rstrip("/").removeprefix("ws") + AWS_CALLS_PATH
+
+    def aws_calls(self, method: str = "GET") -> dict[str, Any] | None:
+        """The runtime's AWS call counts, or None when it does not count them."""
+        request = urllib.request.Request(self.calls_url, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                body: dict[str, Any] = json.loads(resp.read())
+                return body
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def settled_calls(self, quiet_s: float = 0.5, timeout_s: float = 10.0) -> dict[str, Any] | None:
+        """Counts once no call has been made for `quiet_s` ($disconnect handlers run after a close)."""
+        last = self.aws_calls()
+        deadline = time.monotonic() + timeout_s
+        while last is not None and time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            now = self.aws_calls()
+            if now is None or now["total"] == last["total"]:
+                return now
+            last = now
+        return last
+
+
+@contextlib.contextmanager
+def engine_under_test(
+    env: dict[str, str], log_dir: Path, rest_url: str | None = None, ws_url: str | None = None
+) -> Iterator[Engine]:
+    """Start moto + the runtime with `env` (simulated delays) and AWS call counting, or use the given URLs."""
+    if rest_url:
+        if not ws_url:
+            raise SystemExit("--rest-url needs --ws-url too")
+        yield Engine(rest=rest_url.rstrip("/"), ws=ws_url.rstrip("/"))
+        return
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "runtime.log"
+    log_path.unlink(missing_ok=True)
+    with moto_server(log_dir) as endpoint:
+        runtime = Runtime(endpoint, log_path, {**env, "OFFLINE_COUNT_AWS_CALLS": "1", "LOG_LEVEL": "INFO"})
+        runtime.start()
+        try:
+            yield Engine(rest=runtime.rest, ws=runtime.ws, log_path=log_path, aws_endpoint=endpoint)
+        finally:
+            runtime.stop()
