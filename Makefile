@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e package clean browser
+.PHONY: run test lint typecheck unit e2e package clean browser bench
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (Python 3.11)"; exit 1; }
@@ -43,6 +43,11 @@ package: $(STAMP)
 	  $(VENV)/bin/chalice package --stage $(STAGE) --pkg-format cloudformation \
 	  --merge-template infra/resources.json $(PACKAGE_DIR)/
 	@echo "packaged stage $(STAGE): $(PACKAGE_DIR)/sam.json $(PACKAGE_DIR)/deployment.zip (deploy: docs/deploy.md)"
+
+## Benchmarks (docs/benchmarks.md): SCENARIO=reference|zero|burst|all
+SCENARIO ?= reference
+bench: $(STAMP)
+	$(PY) -m bench $(SCENARIO)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
