@@ -64,7 +64,13 @@ def build_engine(
     failures = failures or DynamoFailureStore()
     dlq = dlq if dlq is not None else SqsQueue(settings.orders_dlq_url)
     market = market or Market(MarketConfig(seed=settings.market_seed, quote_delay_ms=settings.quote_delay_ms))
-    chain = SimulatedChain(market, settings.submit_delay_ms, settings.market_seed)
+    chain = SimulatedChain(
+        market,
+        settings.submit_delay_ms,
+        settings.market_seed,
+        drop_ppm=settings.chain_drop_ppm,
+        expire_ppm=settings.chain_expire_ppm,
+    )
     publisher = StatusPublisher(store, notifier)
     executor = OrderExecutor(
         store, publisher, market, chain, settings.retry_delays_s, failures, lease_s=settings.attempt_lease_s

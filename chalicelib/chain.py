@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from solders.hash import Hash
 from solders.keypair import Keypair
 
+from chalicelib.errors import RetryableExecutionError
 from chalicelib.market import Fill, Market, RoutePlan, SignedSwap, build_swap_transaction
 
 __all__ = ["ChainSubmission", "SimulatedChain"]
@@ -35,7 +36,11 @@ class SimulatedChain:
         seed: int,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         sleep: Callable[[float], None] = time.sleep,
+        drop_ppm: int = 0,
+        expire_ppm: int = 0,
     ) -> None:
+        self.drop_ppm = drop_ppm
+        self.expire_ppm = expire_ppm
         self.market = market
         self.latency_ms = latency_ms
         self.clock_ms = clock_ms
@@ -59,8 +64,17 @@ class SimulatedChain:
         return low + spread % (high - low + 1)
 
     def confirm(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill:
-        """Wait for the slot that lands the transaction, then fill it at that moment's market."""
+        """Wait for the slot that lands the transaction, then fill it at that moment's market.
+
+        Failure modes are seeded by the signature, so a replayed run fails the same way:
+        a dropped transaction (never lands) and an expired blockhash (too late for its slot).
+        """
         wait_ms = submission.confirm_at_ms - self.clock_ms()
         if wait_ms > 0:
             self.sleep(wait_ms / 1000)
+        draw = int.from_bytes(hashlib.sha256(f"fate:{submission.signature}".encode()).digest()[:4], "big") % 1_000_000
+        if draw < self.drop_ppm:
+            raise RetryableExecutionError("the transaction was dropped before it landed", reason="transaction_dropped")
+        if draw < self.drop_ppm + self.expire_ppm:
+            raise RetryableExecutionError("the transaction's blockhash expired", reason="blockhash_expired")
         return self.market.execute(plan, min_amount_out, now_ms=submission.confirm_at_ms)

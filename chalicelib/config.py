@@ -48,6 +48,8 @@ class Settings:
     retry_delays_s: tuple[int, ...] = (2, 4, 8)
     test_endpoints: bool = False
     attempt_lease_s: int = 30
+    chain_drop_ppm: int = 0
+    chain_expire_ppm: int = 0
     stranded_after_s: int = 30
     max_body_bytes: int = 16 * 1024
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -77,5 +79,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_delays_s=delays,
         test_endpoints=_flag(env.get("ENABLE_TEST_ENDPOINTS")),
         attempt_lease_s=int(env.get("ATTEMPT_LEASE_S", "30")),
+        chain_drop_ppm=int(env.get("CHAIN_DROP_PPM", "0")),
+        chain_expire_ppm=int(env.get("CHAIN_EXPIRE_PPM", "0")),
         stranded_after_s=int(env.get("STRANDED_AFTER_S", "30")),
     )

@@ -7,6 +7,7 @@ transaction it has rather than a second one.
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 from collections.abc import Callable
@@ -151,7 +152,8 @@ class OrderExecutor:
         record = self._write(
             record,
             Status.SUBMITTED,
-            {"txHash": signed.signature, "dex": plan.dex},
+            # The signed transaction itself, so anyone can check txHash is its signature.
+            {"txHash": signed.signature, "dex": plan.dex, "transaction": base64.b64encode(signed.raw).decode()},
             {
                 "txHash": signed.signature,
                 "plan": plan.to_dict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -10,7 +11,9 @@ from decimal import Decimal
 
 import pytest
 import websocket
+from solders.transaction import VersionedTransaction
 
+from chalicelib.market import PROGRAM_IDS, verify_signature
 from tests.support import follow, http, statuses
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +54,13 @@ def test_order_travels_pending_to_confirmed_over_websocket(runtime):
     assert routing["dex"] in ("raydium", "meteora", "split") and routing["route"]
     assert Decimal(building["minAmountOut"]) > 0
     assert confirmed["txHash"] and Decimal(confirmed["executedPrice"]) > 0
+    # AND the hash is the signature of the real Solana transaction the engine built and signed
+    raw = base64.b64decode(events[3]["transaction"])
+    tx = VersionedTransaction.from_bytes(raw)
+    assert str(tx.signatures[0]) == confirmed["txHash"] == events[3]["txHash"]
+    assert verify_signature(raw)
+    programs = {str(tx.message.account_keys[ix.program_id_index]) for ix in tx.message.instructions}
+    assert programs & set(PROGRAM_IDS.values()), "a swap instruction to the chosen venue's program"
     assert Decimal(confirmed["amountOut"]) >= Decimal(building["minAmountOut"])
     # AND GET /order shows the same history
     status, stored = http("GET", f"{runtime.rest}/order/{order['orderId']}")

@@ -266,3 +266,23 @@ def test_replay_gives_up_on_a_connection_that_never_opens(eng):
         eng.subscriptions.replay(order_id, "c-1")
     eng.subscriptions.give_up_replay(order_id, "c-1")
     assert eng.store.get(order_id).subscribers == {}
+
+
+def test_a_dropped_transaction_is_retried_with_a_new_one():
+    settings = Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), chain_drop_ppm=1_000_000)
+    eng = build_engine(
+        settings,
+        store=MemoryOrderStore(),
+        connections=MemoryConnectionStore(),
+        orders_queue=MemoryQueue(),
+        replay_queue=MemoryQueue(),
+        notifier=MemoryNotifier(),
+        market=Market(MarketConfig(seed=1, quote_delay_ms=(0, 0))),
+        failures=MemoryFailureStore(),
+        dlq=MemoryQueue(),
+    )
+    order_id = eng.orders.submit(_request()).record.order_id
+    outcome = eng.executor.run(order_id, receive_count=1)
+    assert not outcome.done and outcome.reason == "transaction_dropped" and outcome.retry_in_s == 2
+    record = eng.store.get(order_id)
+    assert record.details["failedTransactions"] and not record.details.get("txHash")
