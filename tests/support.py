@@ -211,3 +211,14 @@ def statuses(frames: list[dict[str, Any]], order_id: str) -> list[dict[str, Any]
         if frame.get("type") == "status" and frame.get("orderId") == order_id:
             by_seq.setdefault(int(frame["seq"]), frame)
     return [by_seq[s] for s in sorted(by_seq)]
+
+
+@contextlib.contextmanager
+def own_runtime(work_dir: Path, env: dict[str, str]) -> Iterator[Runtime]:
+    """A moto and a runtime of a test module's own (so its counts see only its orders)."""
+    with moto_server(work_dir) as endpoint:
+        runtime = Runtime(endpoint, work_dir / "runtime.log", env).start()
+        try:
+            yield runtime
+        finally:
+            runtime.stop()

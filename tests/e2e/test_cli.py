@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import ROOT, Runtime, http, moto_server
+from tests.support import ROOT, Runtime, http, own_runtime
 
 pytestmark = pytest.mark.e2e
 
@@ -20,14 +20,9 @@ LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
 
 @pytest.fixture(scope="module")
 def cli_rt(tmp_path_factory) -> Iterator[Runtime]:
-    tmp = tmp_path_factory.mktemp("cli")
-    with moto_server(tmp) as endpoint:
-        env = {"DEX_QUOTE_MS": "20", "DEX_SUBMIT_MS": "300-500", "RETRY_DELAYS_S": "1,1,1"}
-        rt = Runtime(endpoint, tmp / "runtime.log", env).start()
-        try:
-            yield rt
-        finally:
-            rt.stop()
+    env = {"DEX_QUOTE_MS": "20", "DEX_SUBMIT_MS": "300-500", "RETRY_DELAYS_S": "1,1,1"}
+    with own_runtime(tmp_path_factory.mktemp("cli"), env) as rt:
+        yield rt
 
 
 def solexec(rt: Runtime, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.console import websocket_url
-from tests.support import ROOT, Runtime, http, moto_server
+from tests.support import ROOT, Runtime, http, own_runtime
 
 pytestmark = pytest.mark.e2e
 
@@ -49,14 +49,9 @@ JS_ERRORS: list[str] = []  # uncaught exceptions in any page; checked after each
 
 @pytest.fixture(scope="module")
 def console_rt(tmp_path_factory) -> Iterator[Runtime]:
-    tmp = tmp_path_factory.mktemp("console")
-    with moto_server(tmp) as endpoint:
-        env = {"DEX_QUOTE_MS": "20", "DEX_SUBMIT_MS": "300-500", "RETRY_DELAYS_S": "1,1,1"}
-        rt = Runtime(endpoint, tmp / "runtime.log", env).start()
-        try:
-            yield rt
-        finally:
-            rt.stop()
+    env = {"DEX_QUOTE_MS": "20", "DEX_SUBMIT_MS": "300-500", "RETRY_DELAYS_S": "1,1,1"}
+    with own_runtime(tmp_path_factory.mktemp("console"), env) as rt:
+        yield rt
 
 
 @pytest.fixture(scope="module")

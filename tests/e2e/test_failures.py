@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.support import Runtime, follow, http, moto_server, statuses
+from tests.support import Runtime, follow, http, own_runtime, statuses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -17,13 +17,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory) -> Iterator[Runtime]:
     """A runtime of its own: the DLQ counts below must not see other tests' orders."""
-    work = tmp_path_factory.mktemp("failures")
-    with moto_server(work) as endpoint:
-        runtime = Runtime(endpoint, work / "runtime.log", {"DEX_QUOTE_MS": "10", "DEX_SUBMIT_MS": "50"}).start()
-        try:
-            yield runtime
-        finally:
-            runtime.stop()
+    with own_runtime(tmp_path_factory.mktemp("failures"), {"DEX_QUOTE_MS": "10", "DEX_SUBMIT_MS": "50"}) as runtime:
+        yield runtime
 
 
 def _ts(event) -> float:
