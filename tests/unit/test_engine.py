@@ -16,9 +16,7 @@ from chalicelib.orders import OrderRequest, Status, SubscriberMode
 LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
 
 
-@pytest.fixture
-def eng():
-    settings = Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), retry_delays_s=(2, 4, 8))
+def _memory_engine(settings: Settings):
     return build_engine(
         settings,
         store=MemoryOrderStore(),
@@ -30,6 +28,11 @@ def eng():
         failures=MemoryFailureStore(),
         dlq=MemoryQueue(),
     )
+
+
+@pytest.fixture
+def eng():
+    return _memory_engine(Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), retry_delays_s=(2, 4, 8)))
 
 
 def _request(amount: str = "1.5") -> OrderRequest:
@@ -269,18 +272,7 @@ def test_replay_gives_up_on_a_connection_that_never_opens(eng):
 
 
 def test_a_dropped_transaction_is_retried_with_a_new_one():
-    settings = Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), chain_drop_ppm=1_000_000)
-    eng = build_engine(
-        settings,
-        store=MemoryOrderStore(),
-        connections=MemoryConnectionStore(),
-        orders_queue=MemoryQueue(),
-        replay_queue=MemoryQueue(),
-        notifier=MemoryNotifier(),
-        market=Market(MarketConfig(seed=1, quote_delay_ms=(0, 0))),
-        failures=MemoryFailureStore(),
-        dlq=MemoryQueue(),
-    )
+    eng = _memory_engine(Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), chain_drop_ppm=1_000_000))
     order_id = eng.orders.submit(_request()).record.order_id
     outcome = eng.executor.run(order_id, receive_count=1)
     assert not outcome.done and outcome.reason == "transaction_dropped" and outcome.retry_in_s == 2
