@@ -227,6 +227,16 @@ class WebSocketGateway:
             fn = WebsocketEventSourceHandler(cfg.handler_function, WebsocketEvent, self.app.websocket_api)
         return fn, self.settings(cfg.name)
 
+    async def _invoke_logged(
+        self, log_event: str, conn: Connection, route_key: str, event: dict[str, Any], **extra: Any
+    ) -> tuple[int, Any]:
+        """`_invoke`, with one log line carrying the route, the status and the time taken."""
+        start = time.perf_counter()
+        status, response = await self._invoke(route_key, event)
+        ms = round((time.perf_counter() - start) * 1000, 1)
+        log(log_event, connectionId=conn.id, routeKey=route_key, status=status, ms=ms, **extra)
+        return status, response
+
     async def _invoke(self, route_key: str, event: dict[str, Any]) -> tuple[int, Any]:
         """Run a route's handler in the pool: ``(statusCode, response)``.
 
@@ -325,15 +335,7 @@ class WebSocketGateway:
             queryStringParameters={k: v[-1] for k, v in multi_query.items()} or None,
             multiValueQueryStringParameters=multi_query or None,
         )
-        start = time.perf_counter()
-        status, response = await self._invoke(CONNECT, event)
-        log(
-            "ws_connect",
-            connectionId=conn.id,
-            routeKey=CONNECT,
-            status=status,
-            ms=round((time.perf_counter() - start) * 1000, 1),
-        )
+        status, response = await self._invoke_logged("ws_connect", conn, CONNECT, event)
         if not 200 <= status < 300:
             message = "Internal server error" if status >= 500 else "Forbidden"
             return web.Response(status=status, text=json.dumps({"message": message}))
@@ -376,16 +378,7 @@ class WebSocketGateway:
                 "disconnectReason": conn.disconnect_reason,
             },
         )
-        start = time.perf_counter()
-        status, _ = await self._invoke(DISCONNECT, event)
-        log(
-            "ws_disconnect",
-            connectionId=conn.id,
-            routeKey=DISCONNECT,
-            status=status,
-            code=conn.disconnect_status,
-            ms=round((time.perf_counter() - start) * 1000, 1),
-        )
+        await self._invoke_logged("ws_disconnect", conn, DISCONNECT, event, code=conn.disconnect_status)
 
     def select_route(self, body: str) -> str | None:
         """``$request.body.action`` route selection, falling back to ``$default``."""
@@ -428,15 +421,7 @@ class WebSocketGateway:
                 json.dumps({"message": "Forbidden", "connectionId": conn.id, "requestId": request_id}),
             )
             return
-        start = time.perf_counter()
-        status, _ = await self._invoke(route_key, event)
-        log(
-            "ws_message",
-            connectionId=conn.id,
-            routeKey=route_key,
-            status=status,
-            ms=round((time.perf_counter() - start) * 1000, 1),
-        )
+        status, _ = await self._invoke_logged("ws_message", conn, route_key, event)
         if status >= 500:
             await self._send_frame(
                 conn,

@@ -222,3 +222,16 @@ def own_runtime(work_dir: Path, env: dict[str, str]) -> Iterator[Runtime]:
             yield runtime
         finally:
             runtime.stop()
+
+
+def submit_many(rest_url: str, body: dict[str, Any], count: int) -> list[str]:
+    """POST `count` orders at once (one thread each, like as many clients); their ids."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def submit(_: int) -> str:
+        status, order = http("POST", f"{rest_url}/order", body)
+        assert status == 201, order
+        return str(order["orderId"])
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(submit, range(count)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from tests.support import Runtime, http, moto_server
+from tests.support import Runtime, http, moto_server, submit_many
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -77,22 +76,7 @@ def test_killed_with_orders_in_every_stage_then_restarted(emulator, tmp_path):
     # A long poll already waiting keeps the visibility it started with (moto fixes it at
     # the start of the call): let the pollers' current 2 s long polls run out first.
     time.sleep(2.5)
-    ids: list[str] = []
-    lock = threading.Lock()
-
-    def submit() -> None:
-        status, order = http(
-            "POST", f"{first.rest}/order", {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.3", "slippage": 0.02}
-        )
-        assert status == 201
-        with lock:
-            ids.append(order["orderId"])
-
-    threads = [threading.Thread(target=submit) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ids = submit_many(first.rest, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.3", "slippage": 0.02}, 30)
     # GIVEN orders waiting or being quoted (pending) and others on the chain (submitted) at
     # the same instant; `routing` and `building` last only milliseconds (the quotes come
     # before the `routing` write), so the kill lands in them only by chance.

@@ -14,7 +14,7 @@ import websocket
 from solders.transaction import VersionedTransaction
 
 from chalicelib.market import PROGRAM_IDS, verify_signature
-from tests.support import follow, http, statuses
+from tests.support import follow, http, statuses, submit_many
 
 pytestmark = pytest.mark.e2e
 
@@ -101,19 +101,7 @@ def test_an_order_with_slippage_bps_to_usdt_confirms(runtime):
 
 def test_fifty_orders_all_confirm_with_at_most_ten_executing(runtime):
     # GIVEN 50 orders submitted at once
-    ids: list[str] = []
-    lock = threading.Lock()
-
-    def submit() -> None:
-        order = _submit(runtime, amount="0.25")
-        with lock:
-            ids.append(order["orderId"])
-
-    threads = [threading.Thread(target=submit) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids = submit_many(runtime.rest, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.25", "slippage": 0.01}, 50)
     assert len(ids) == 50
     # WHEN they all finish
     orders = [_wait_terminal(runtime, oid, timeout=120) for oid in ids]
