@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .heap import freeze_during_warmup
 from .logs import log, log_error
 from .runtime import DEFAULT_TEMPLATE, LocalRuntime
 
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - report and exit non-zero
         log_error("start_failed", exc)
         return 1
+    freeze_during_warmup()  # this process serves requests from now on: no full-GC stalls
     print(banner(runtime), flush=True)
     print(json.dumps({"event": "ready", **urls.as_dict()}), flush=True)
     try:

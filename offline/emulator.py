@@ -113,10 +113,18 @@ def _die_with_parent() -> None:
         pass
 
 
+def moto_command(host: str, port: int) -> list[str]:
+    """How to start moto: behind our keep-alive server (``offline.motoserver``), or with
+    ``OFFLINE_MOTO_SERVER=werkzeug`` the way ``python -m moto.server`` serves it."""
+    if os.environ.get("OFFLINE_MOTO_SERVER", "").strip().lower() == "werkzeug":
+        return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    return [sys.executable, "-m", "offline.motoserver", "-H", host, "-p", str(port)]
+
+
 def start_moto(host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0) -> Emulator:
-    """Start ``python -m moto.server`` as a child process and wait until ready."""
+    """Start moto (see `moto_command`) as a child process and wait until ready."""
     port = port or free_port(host)
-    cmd = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    cmd = moto_command(host, port)
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.DEVNULL,

@@ -19,6 +19,8 @@ from typing import Any
 
 import websocket
 
+from offline.emulator import moto_command
+
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"confirmed", "failed"}
 
@@ -66,7 +68,7 @@ def moto_server(log_dir: Path) -> Iterator[str]:
     port = free_port()
     log = open(log_dir / f"moto-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        moto_command("127.0.0.1", port),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -1,0 +1,84 @@
+"""``python -m offline.motoserver``: moto's server app behind a keep-alive WSGI server.
+
+``python -m moto.server`` serves moto with Werkzeug's development server, which
+answers every request with ``Connection: close``: each AWS call the handlers make
+opens a new TCP connection and moto starts a new thread for it. AWS endpoints
+keep connections alive and botocore pools them, so here the same moto
+application (``DomainDispatcherApplication``, the one ``moto.server`` builds,
+``/moto-api/`` included) is served by cheroot, CherryPy's production server:
+persistent connections, a fixed pool of worker threads, idle connections
+parked in a selector rather than holding a thread.
+
+Full garbage collections are kept out of request latency (see ``offline.heap``).
+
+One per-request cost of moto's dispatcher is also removed: it lists moto's
+package directory (``os.listdir`` + an ``isdir`` per entry, under a global
+lock) on every request to check whether the host names a service. The list
+cannot change while the process runs, so it is computed once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from offline.heap import freeze_during_warmup
+
+__all__ = ["build_app", "main"]
+
+# Long polls (ReceiveMessage waits up to 20 s) each hold a worker thread.
+DEFAULT_THREADS = 64
+
+
+def build_app() -> object:
+    """Moto's WSGI application, as ``moto.server`` builds it."""
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m offline.motoserver", description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=4566)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
+    args = parser.parse_args(argv)
+
+    from cheroot import wsgi
+
+    app = build_app()
+    freeze_during_warmup()
+    server = wsgi.Server((args.host, args.port), app, numthreads=args.threads, request_queue_size=128)
+    server.shutdown_timeout = 1
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.prepare()  # bound and listening from here on
+    threading.Thread(target=server.serve, name="motoserver", daemon=True).start()
+    print(f"moto (cheroot, keep-alive) on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
+    # A worker thread may sit in a long poll for up to 20 s and cheroot's stop joins it;
+    # the state is in memory and goes with the process, so give the stop a moment and leave.
+    stopper = threading.Thread(target=server.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=2)
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
