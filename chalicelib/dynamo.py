@@ -60,6 +60,7 @@ class OrderModel(Model):
     details = UnicodeAttribute(null=True)
     fingerprint = UnicodeAttribute(default="")
     updatedAt = UnicodeAttribute(null=True)
+    version = NumberAttribute(default=0)
     by_created_at = ByCreatedAt()
 
 
@@ -92,6 +93,7 @@ def _to_record(item: OrderModel) -> OrderRecord:
         round_=int(item.round or 1),
         details_json=item.details,
         fingerprint=item.fingerprint or "",
+        version=int(item.version or 0),
     )
 
 
@@ -112,6 +114,7 @@ class DynamoOrderStore:
             details=dumps(record.details),
             fingerprint=record.fingerprint,
             updatedAt=record.created_at,
+            version=record.version,
         )
         try:
             item.save(condition=OrderModel.orderId.does_not_exist())
@@ -159,10 +162,13 @@ class DynamoOrderStore:
     def _conditional_update(self, record: OrderRecord, actions: list[Any]) -> OrderRecord:
         item = OrderModel(record.order_id)
         try:
-            item.update(actions=actions, condition=OrderModel.seq == record.seq)
+            item.update(
+                actions=[*actions, OrderModel.version.set(record.version + 1)],
+                condition=OrderModel.version == record.version,
+            )
         except UpdateError as exc:
             if _is_conditional_failure(exc):
-                raise StaleWrite(f"order {record.order_id} moved past seq {record.seq}") from None
+                raise StaleWrite(f"order {record.order_id} changed since version {record.version}") from None
             raise
         return _to_record(item)
 

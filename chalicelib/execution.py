@@ -70,8 +70,18 @@ class OrderExecutor:
     def max_attempts(self) -> int:
         return len(self.retry_delays_s) + 1
 
-    def run(self, order_id: str, receive_count: int, round_: int = 1) -> AttemptOutcome:
-        record = self.store.get(order_id)
+    def run(
+        self, order_id: str, receive_count: int, round_: int = 1, created: OrderRecord | None = None
+    ) -> AttemptOutcome:
+        """One delivery of the order's message.
+
+        `created` is the order as the POST stored it, when the message carries it. On a
+        first delivery it stands in for reading the item: the first write (`routing`) is
+        conditional on the item's version, so it lands only if nothing has touched the
+        order since; otherwise the order is read and handled like any redelivery.
+        """
+        presumed = created is not None and receive_count <= 1 and round_ == 1
+        record = created if presumed else self.store.get(order_id)
         if record is None:
             logger.warning("message for unknown order dropped", extra={"orderId": order_id})
             return AttemptOutcome(done=True, reason="unknown_order")
@@ -89,6 +99,8 @@ class OrderExecutor:
             self._attempt(record, attempt, round_)
             return AttemptOutcome(done=True)
         except StaleWrite:
+            if presumed:
+                return self.run(order_id, receive_count, round_)  # it moved since created: read it
             # Another delivery of this message moved the order; look again after a pause.
             return AttemptOutcome(
                 done=False, retry_in_s=self.retry_delays_s[0] if self.retry_delays_s else 1, reason="stale"

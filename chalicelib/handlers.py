@@ -18,6 +18,8 @@ from chalicelib.bootstrap import engine
 from chalicelib.errors import EngineError, InvalidOrder, OrderNotFound
 from chalicelib.logs import logger
 from chalicelib.metrics import flush as flush_metrics
+from chalicelib.orders import OrderRecord
+from chalicelib.records import as_created
 from chalicelib.service import ConnectionNotReady, error_body
 from chalicelib.validation import parse_json_body, parse_order
 
@@ -271,13 +273,22 @@ def process_orders(event: Any) -> dict[str, Any]:
     def handle(record: SQSRecord) -> None:
         body = json.loads(record.body)
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        outcome = eng.executor.run(body["orderId"], receive_count, int(body.get("round", 1)))
+        outcome = eng.executor.run(body["orderId"], receive_count, int(body.get("round", 1)), created=_created(body))
         if outcome.done:
             return
         eng.orders_queue.change_visibility(record.receipt_handle, outcome.retry_in_s or 0)
         raise RetryLater(outcome.reason)
 
     return _batch(event, handle)
+
+
+def _created(body: dict[str, Any]) -> OrderRecord | None:
+    """The order as created, when the message carries it (a message without it is read from the table)."""
+    try:
+        return as_created(str(body["orderId"]), body["order"]) if isinstance(body.get("order"), dict) else None
+    except (KeyError, ValueError, TypeError, ArithmeticError):
+        logger.warning("unreadable order in the message; reading the table", extra={"orderId": body["orderId"]})
+        return None
 
 
 def process_replays(event: Any) -> dict[str, Any]:

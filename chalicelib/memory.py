@@ -53,6 +53,7 @@ class MemoryOrderStore:
                 details={**record.details, **details},
                 attempts=current.attempts if attempts is None else attempts,
                 round=current.round if round_ is None else round_,
+                version=current.version + 1,
             )
             self._items[record.order_id] = updated
             return self._copy(updated)  # type: ignore[return-value]
@@ -60,14 +61,14 @@ class MemoryOrderStore:
     def update_details(self, record: OrderRecord, details: dict[str, Any]) -> OrderRecord:
         with self._lock:
             current = self._checked(record)
-            updated = replace(current, details={**record.details, **details})
+            updated = replace(current, details={**record.details, **details}, version=current.version + 1)
             self._items[record.order_id] = updated
             return self._copy(updated)  # type: ignore[return-value]
 
     def _checked(self, record: OrderRecord) -> OrderRecord:
         current = self._items.get(record.order_id)
-        if current is None or current.seq != record.seq:
-            raise StaleWrite(f"order {record.order_id} moved past seq {record.seq}")
+        if current is None or current.version != record.version:
+            raise StaleWrite(f"order {record.order_id} changed since version {record.version}")
         return current
 
     def add_subscriber(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:

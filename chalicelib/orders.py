@@ -118,6 +118,9 @@ class OrderRecord:
     round: int = 1
     details: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
+    # Writes the executor has made to the item (statuses and details; not subscriber
+    # changes). Every executor write is conditional on it: the item is as it was read.
+    version: int = 0
 
     @property
     def terminal(self) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode
 
-__all__ = ["dumps", "record_from_parts", "request_from_json", "request_to_json"]
+__all__ = ["as_created", "dumps", "record_from_parts", "request_from_json", "request_to_json", "snapshot"]
 
 
 def dumps(value: Any) -> str:
@@ -53,6 +53,7 @@ def record_from_parts(
     round_: int,
     details_json: str | None,
     fingerprint: str,
+    version: int = 0,
 ) -> OrderRecord:
     return OrderRecord(
         order_id=order_id,
@@ -66,4 +67,28 @@ def record_from_parts(
         round=int(round_),
         details=json.loads(details_json) if details_json else {},
         fingerprint=fingerprint,
+        version=int(version),
+    )
+
+
+def snapshot(record: OrderRecord) -> dict[str, Any]:
+    """What the queue message carries of an order just created: enough to execute it."""
+    return {
+        "createdAt": record.created_at,
+        "request": json.loads(request_to_json(record.request)),
+        "details": record.details,
+        "version": record.version,
+    }
+
+
+def as_created(order_id: str, data: dict[str, Any]) -> OrderRecord:
+    """The order as `snapshot` described it when it was created (pending, nothing written since)."""
+    return OrderRecord(
+        order_id=order_id,
+        request=request_from_json(dumps(data["request"])),
+        status=Status.PENDING,
+        seq=1,
+        created_at=str(data["createdAt"]),
+        details=dict(data.get("details") or {}),
+        version=int(data.get("version", 0)),
     )

@@ -15,6 +15,7 @@ from chalicelib.logs import logger
 from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode, status_event, utc_now_iso
 from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
 from chalicelib.publisher import StatusPublisher
+from chalicelib.records import snapshot
 
 __all__ = ["ConnectionNotReady", "OrderService", "Submission", "SubscriptionService"]
 
@@ -64,7 +65,9 @@ class OrderService:
         )
         if self.store.create(record):
             crash_point("after_order_write")
-            self.queue.send({"orderId": order_id, "round": 1})
+            # The message carries the order as created: the worker's first write checks it
+            # (conditional on its version) instead of reading the item first.
+            self.queue.send({"orderId": order_id, "round": 1, "order": snapshot(record)})
             logger.info("order accepted", extra={"orderId": order_id, **request.to_public()})
             return Submission(record, created=True)
         existing = self.store.get(order_id)

@@ -90,6 +90,19 @@ def test_status_write_is_conditional_on_seq_and_returns_subscribers(stores):
         store.append_status(first, status_event("o-1", Status.ROUTING, 2), {})
 
 
+def test_a_details_write_also_invalidates_older_reads(stores):
+    store, _ = stores
+    store.create(_order())
+    read = store.get("o-1")
+    # GIVEN another delivery recorded an error on the order (no status change, same seq)
+    store.update_details(read, {"lastError": "venue down"})
+    # WHEN a writer holding the read from before tries to write a status
+    # THEN it loses, rather than overwrite the details it never saw
+    with pytest.raises(StaleWrite):
+        store.append_status(read, status_event("o-1", Status.ROUTING, 2), {})
+    assert store.get("o-1").details["lastError"] == "venue down"
+
+
 def test_subscriber_modes(stores):
     store, _ = stores
     store.create(_order())

@@ -12,6 +12,7 @@ from chalicelib.failures import MemoryFailureStore
 from chalicelib.market import Market, MarketConfig
 from chalicelib.memory import MemoryConnectionStore, MemoryNotifier, MemoryOrderStore, MemoryQueue
 from chalicelib.orders import OrderRequest, Status, SubscriberMode
+from chalicelib.records import as_created
 
 LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
 
@@ -43,7 +44,65 @@ def test_submit_stores_then_queues(eng):
     submission = eng.orders.submit(_request())
     assert submission.created
     assert eng.store.get(submission.record.order_id).status is Status.PENDING
-    assert eng.orders_queue.sent == [{"orderId": submission.record.order_id, "round": 1}]
+    # AND the message carries the order as created, so the worker need not read it first
+    [message] = eng.orders_queue.sent
+    assert message["orderId"] == submission.record.order_id and message["round"] == 1
+    stored = eng.store.get(message["orderId"])
+    carried = as_created(message["orderId"], message["order"])
+    assert carried.with_(history=stored.history, fingerprint=stored.fingerprint) == stored
+
+
+class _CountingReads(MemoryOrderStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, order_id):
+        self.reads += 1
+        return super().get(order_id)
+
+
+def _counting_engine():
+    settings = Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), retry_delays_s=(2, 4, 8))
+    store = _CountingReads()
+    return store, build_engine(
+        settings,
+        store=store,
+        connections=MemoryConnectionStore(),
+        orders_queue=MemoryQueue(),
+        replay_queue=MemoryQueue(),
+        notifier=MemoryNotifier(),
+        market=Market(MarketConfig(seed=1, quote_delay_ms=(0, 0))),
+        failures=MemoryFailureStore(),
+        dlq=MemoryQueue(),
+    )
+
+
+def test_a_first_delivery_executes_from_the_message_without_reading_the_order():
+    store, eng = _counting_engine()
+    order_id = eng.orders.submit(_request()).record.order_id
+    [message] = eng.orders_queue.sent
+    store.reads = 0
+    # WHEN the first delivery carries the order as created
+    outcome = eng.executor.run(order_id, 1, 1, created=as_created(order_id, message["order"]))
+    # THEN it confirms with no read of the item
+    assert outcome.done and store.reads == 0
+    assert [e["status"] for e in eng.store.get(order_id).history] == LIFECYCLE
+
+
+def test_a_message_whose_order_moved_since_falls_back_to_reading_it():
+    _, eng = _counting_engine()
+    order_id = eng.orders.submit(_request()).record.order_id
+    [message] = eng.orders_queue.sent
+    # GIVEN another delivery (a stranded-order re-queue) executed the order already
+    assert eng.executor.run(order_id, 1).done
+    done = eng.store.get(order_id)
+    # WHEN the original message is delivered afterwards, still carrying the order as created
+    outcome = eng.executor.run(order_id, 1, 1, created=as_created(order_id, message["order"]))
+    # THEN its conditional write fails, it reads the order, finds it terminal and leaves it alone
+    assert outcome.done and outcome.reason == "already_terminal"
+    after = eng.store.get(order_id)
+    assert after.history == done.history and after.details["txHash"] == done.details["txHash"]
 
 
 def test_same_idempotency_key_returns_the_first_order_and_different_body_conflicts(eng):
