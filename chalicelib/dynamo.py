@@ -22,7 +22,7 @@ from pynamodb.models import Model
 from chalicelib.errors import StaleWrite
 from chalicelib.orders import OrderRecord, Status, SubscriberMode, utc_now_iso
 from chalicelib.ports import Page
-from chalicelib.records import dumps, record_from_parts, request_to_json
+from chalicelib.records import dumps, merged_details, record_from_parts, request_to_json
 
 __all__ = ["ConnectionModel", "DynamoConnectionStore", "DynamoOrderStore", "OrderModel", "bind_tables"]
 
@@ -143,7 +143,7 @@ class DynamoOrderStore:
             OrderModel.status.set(event["status"]),
             OrderModel.seq.set(event["seq"]),
             OrderModel.history.set(OrderModel.history.append([dumps(event)])),
-            OrderModel.details.set(dumps({**record.details, **details})),
+            OrderModel.details.set(dumps(merged_details(record.details, details))),
             OrderModel.updatedAt.set(event["timestamp"]),
         ]
         if attempts is not None:
@@ -154,7 +154,7 @@ class DynamoOrderStore:
 
     def update_details(self, record: OrderRecord, details: dict[str, Any]) -> OrderRecord:
         actions = [
-            OrderModel.details.set(dumps({**record.details, **details})),
+            OrderModel.details.set(dumps(merged_details(record.details, details))),
             OrderModel.updatedAt.set(utc_now_iso()),
         ]
         return self._conditional_update(record, actions)

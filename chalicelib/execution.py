@@ -137,11 +137,7 @@ class OrderExecutor:
                 "route": legs,
                 "error": previous_error,
             },
-            {
-                "routing": {"quotes": quotes, "dex": plan.dex, "route": legs},
-                "dex": plan.dex,
-                "leaseUntilMs": self.clock_ms() + self.lease_s * 1000,
-            },
+            {"dex": plan.dex, "leaseUntilMs": self.clock_ms() + self.lease_s * 1000},
             attempts=attempt,
             round_=round_,
             redrive=round_ > record.round or record.status is Status.FAILED,
@@ -152,7 +148,7 @@ class OrderExecutor:
         )
         min_out = request.min_amount_out(plan.amount_out)
         min_out_text = plain_decimal(self.registry.to_decimal(token_out, min_out))
-        record = self._write(record, Status.BUILDING, {"minAmountOut": min_out_text}, {"minAmountOut": min_out_text})
+        record = self._write(record, Status.BUILDING, {"minAmountOut": min_out_text}, {})
         signed = self.chain.build(plan, min_out)
         if record.details.get("testFailure"):
             raise RetryableExecutionError(
@@ -166,9 +162,9 @@ class OrderExecutor:
             Status.SUBMITTED,
             # The signed transaction itself, so anyone can check txHash is its signature.
             {"txHash": signed.signature, "dex": plan.dex, "transaction": base64.b64encode(signed.raw).decode()},
-            {
+            {  # what a later delivery needs to confirm this very transaction (_resume)
                 "txHash": signed.signature,
-                "plan": plan.to_dict(),
+                "plan": plan.to_dict(quotes=False),
                 "minAmountOutBase": str(min_out),
                 "submittedAtMs": submission.submitted_at_ms,
                 "quoteWaitMs": plan.quote_wait_ms,
@@ -194,7 +190,9 @@ class OrderExecutor:
                 "chainMs": submission.confirm_at_ms - submission.submitted_at_ms,
             },
         }
-        written = self._write(record, Status.CONFIRMED, fields, {**fields, "error": None, "leaseUntilMs": None})
+        # The item keeps what the history does not say: the figures are in the `confirmed` event.
+        cleared = {**_RESUME_CLEARED, "error": None, "leaseUntilMs": None}
+        written = self._write(record, Status.CONFIRMED, fields, cleared)
         simulated = fields["simulatedDelayMs"]
         record_confirmed(plan.dex, _elapsed_ms(written), simulated["quoteMs"] + simulated["chainMs"])
         logger.info("confirmed", extra={"orderId": record.order_id, **fields})
@@ -320,6 +318,16 @@ class OrderExecutor:
             )
         self._record_failure(record, retryable=True)
         return False
+
+
+# Only needed to resume a `submitted` order; cleared once it is terminal.
+_RESUME_CLEARED: dict[str, Any] = {
+    "plan": None,
+    "minAmountOutBase": None,
+    "submittedAtMs": None,
+    "quoteWaitMs": None,
+    "confirmAtMs": None,
+}
 
 
 def _elapsed_ms(record: OrderRecord) -> float:

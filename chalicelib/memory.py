@@ -14,6 +14,7 @@ from typing import Any
 from chalicelib.errors import StaleWrite
 from chalicelib.orders import OrderRecord, Status, SubscriberMode
 from chalicelib.ports import Page
+from chalicelib.records import merged_details
 
 __all__ = ["MemoryConnectionStore", "MemoryNotifier", "MemoryOrderStore", "MemoryQueue"]
 
@@ -50,7 +51,7 @@ class MemoryOrderStore:
                 status=Status(event["status"]),
                 seq=int(event["seq"]),
                 history=(*current.history, dict(event)),
-                details={**record.details, **details},
+                details=merged_details(record.details, details),
                 attempts=current.attempts if attempts is None else attempts,
                 round=current.round if round_ is None else round_,
                 version=current.version + 1,
@@ -61,7 +62,7 @@ class MemoryOrderStore:
     def update_details(self, record: OrderRecord, details: dict[str, Any]) -> OrderRecord:
         with self._lock:
             current = self._checked(record)
-            updated = replace(current, details={**record.details, **details}, version=current.version + 1)
+            updated = replace(current, details=merged_details(record.details, details), version=current.version + 1)
             self._items[record.order_id] = updated
             return self._copy(updated)  # type: ignore[return-value]
 

@@ -139,9 +139,23 @@ class OrderRecord:
             "attempts": self.attempts,
             "history": list(self.history),
         }
-        for key in ("routing", "minAmountOut", "txHash", "executedPrice", "amountOut", "dex", "error", "updatedAt"):
+        # The figures come from the history (the item does not repeat them): the latest
+        # routing decision, its slippage floor, and the fill once confirmed.
+        latest = {str(event["status"]): event for event in self.history}
+        routing = latest.get(Status.ROUTING.value)
+        if routing is not None:
+            body["routing"] = {key: routing[key] for key in ("quotes", "dex", "route") if key in routing}
+        building = latest.get(Status.BUILDING.value)
+        if building is not None and "minAmountOut" in building:
+            body["minAmountOut"] = building["minAmountOut"]
+        if self.status is Status.CONFIRMED:
+            confirmed = latest[Status.CONFIRMED.value]
+            body.update({key: confirmed[key] for key in ("executedPrice", "amountOut") if key in confirmed})
+        for key in ("txHash", "dex", "error"):
             if self.details.get(key) is not None:
                 body[key] = self.details[key]
+        if self.history:
+            body["updatedAt"] = self.history[-1]["timestamp"]
         return body
 
 

@@ -8,11 +8,24 @@ from typing import Any
 
 from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode
 
-__all__ = ["as_created", "dumps", "record_from_parts", "request_from_json", "request_to_json", "snapshot"]
+__all__ = [
+    "as_created",
+    "dumps",
+    "merged_details",
+    "record_from_parts",
+    "request_from_json",
+    "request_to_json",
+    "snapshot",
+]
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def merged_details(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`current` updated with `changes`; a key set to None is removed (the item stays small)."""
+    return {k: v for k, v in {**current, **changes}.items() if v is not None}
 
 
 def request_to_json(request: OrderRequest) -> str:

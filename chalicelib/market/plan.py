@@ -165,12 +165,13 @@ class RoutePlan:
             "priceImpact": decimal_str(self.price_impact),
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, quotes: bool = True) -> dict[str, Any]:
+        """Everything, or (quotes=False) what executing the plan needs: not the venues' quotes."""
         return {
             "tokenIn": self.token_in.mint,
             "tokenOut": self.token_out.mint,
             "amountIn": str(self.amount_in),
-            "quotes": [q.to_dict() for q in self.quotes],
+            **({"quotes": [q.to_dict() for q in self.quotes]} if quotes else {}),
             "dex": self.dex,
             "legs": [leg.to_dict() for leg in self.legs],
             "amountOut": str(self.amount_out),
@@ -189,7 +190,7 @@ class RoutePlan:
             token_in=token_in,
             token_out=token_out,
             amount_in=int(d["amountIn"]),
-            quotes=tuple(VenueQuote.from_dict(q) for q in d["quotes"]),
+            quotes=tuple(VenueQuote.from_dict(q) for q in d.get("quotes", ())),
             dex=str(d["dex"]),
             legs=tuple(RouteLeg.from_dict(leg) for leg in d["legs"]),
             amount_out=int(d["amountOut"]),
