@@ -104,11 +104,6 @@ def ws_message(event: Any) -> None:
     handlers.ws_message(event)
 
 
-@app.on_ws_disconnect()
-def ws_disconnect(event: Any) -> None:
-    handlers.ws_disconnect(event)
-
-
 @app.schedule("rate(1 minute)")
 def sweeper(event: Any) -> dict[str, Any]:
     return handlers.sweep()

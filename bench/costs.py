@@ -35,20 +35,15 @@ _WHY: dict[tuple[str, str, str, str], str] = {
     ),
     ("api", "sqs", "SendMessage", "orders"): "POST /order queues the order for the worker after storing it",
     ("websocket", "dynamodb", "UpdateItem", "orders"): (
-        "subscribe adds the connection to the order item and returns its history (ALL_NEW), race-free; "
-        "$disconnect removes it again from every order the connection followed"
+        "subscribe adds the connection to the order item and returns its history (ALL_NEW), race-free "
+        "(no $disconnect clean-up: a gone subscriber is dropped by the first push that gets 410)"
     ),
-    ("websocket", "dynamodb", "UpdateItem", "connections"): (
-        "subscribe records the order on the connection item, only so $disconnect knows which orders to clean. "
-        "REMOVABLE with the $disconnect clean-up: a gone subscriber is already dropped on its first 410"
-    ),
-    ("websocket", "dynamodb", "GetItem", "connections"): "$disconnect reads which orders the connection followed",
-    ("websocket", "dynamodb", "DeleteItem", "connections"): "$disconnect deletes the connection item",
     ("websocket", "apigatewaymanagementapi", "PostToConnection", ""): (
         "subscribe replays the statuses the order already has (at least `pending`)"
     ),
     ("lambda:order_worker", "dynamodb", "GetItem", "orders"): (
-        "the worker reads the order first (at-least-once delivery: skip terminal, resume `submitted`)"
+        "a redelivery reads the order (skip terminal, resume `submitted`); a first delivery executes from "
+        "the order its message carries, its first write conditional on the item's version"
     ),
     ("lambda:order_worker", "dynamodb", "UpdateItem", "orders"): (
         "one conditional status write per step: routing, building, submitted, confirmed (returns subscribers)"
@@ -86,9 +81,9 @@ _WHY: dict[tuple[str, str, str, str], str] = {
 
 
 def resource_kind(resource: str) -> str:
-    """`orders` / `connections` / `failures` / `replay` / `dlq` from a table or queue name."""
+    """`orders` / `failures` / `replay` / `dlq` from a table or queue name."""
     name = resource.lower()
-    for kind in ("connections", "failures", "idempotency", "replay", "dlq", "orders"):
+    for kind in ("failures", "replay", "dlq", "orders"):
         if kind in name:
             return kind
     return name

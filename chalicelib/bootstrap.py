@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from chalicelib.chain import SimulatedChain
 from chalicelib.config import Settings, load_settings
 from chalicelib.dlq import DeadLetterQueue, DeadLetterService
-from chalicelib.dynamo import DynamoConnectionStore, DynamoOrderStore, bind_tables
+from chalicelib.dynamo import DynamoOrderStore, bind_tables
 from chalicelib.execution import OrderExecutor
 from chalicelib.failures import DynamoFailureStore, FailureModel, FailureStore
 from chalicelib.market import DEFAULT_TOKENS, Market, MarketConfig, TokenRegistry
 from chalicelib.messaging import ApiGatewayNotifier, SqsQueue
-from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
+from chalicelib.ports import MessageQueue, OrderStore, StatusNotifier
 from chalicelib.publisher import StatusPublisher
 from chalicelib.service import OrderService, SubscriptionService
 from chalicelib.stats import EngineStats
@@ -29,7 +29,6 @@ class Engine:
     settings: Settings
     tokens: TokenRegistry
     store: OrderStore
-    connections: ConnectionStore
     orders_queue: MessageQueue
     replay_queue: MessageQueue
     notifier: StatusNotifier
@@ -45,7 +44,6 @@ def build_engine(
     settings: Settings | None = None,
     *,
     store: OrderStore | None = None,
-    connections: ConnectionStore | None = None,
     orders_queue: MessageQueue | None = None,
     replay_queue: MessageQueue | None = None,
     notifier: StatusNotifier | None = None,
@@ -54,9 +52,8 @@ def build_engine(
     dlq: DeadLetterQueue | None = None,
 ) -> Engine:
     settings = settings or load_settings()
-    bind_tables(settings.orders_table, settings.connections_table)
+    bind_tables(settings.orders_table)
     store = store or DynamoOrderStore()
-    connections = connections or DynamoConnectionStore()
     orders_queue = orders_queue if orders_queue is not None else SqsQueue(settings.orders_queue_url)
     replay_queue = replay_queue if replay_queue is not None else SqsQueue(settings.replay_queue_url)
     notifier = notifier or ApiGatewayNotifier(settings.websocket_endpoint)
@@ -79,12 +76,11 @@ def build_engine(
         settings=settings,
         tokens=DEFAULT_TOKENS,
         store=store,
-        connections=connections,
         orders_queue=orders_queue,
         replay_queue=replay_queue,
         notifier=notifier,
         orders=OrderService(store, orders_queue),
-        subscriptions=SubscriptionService(store, connections, notifier, replay_queue),
+        subscriptions=SubscriptionService(store, notifier, replay_queue),
         executor=executor,
         failures=failures,
         dead_letters=DeadLetterService(failures, dlq, orders_queue, executor),

@@ -35,9 +35,7 @@ def _flag(value: str | None) -> bool:
 class Settings:
     stage: str = "dev"
     orders_table: str = "solana-exec-orders"
-    connections_table: str = "solana-exec-connections"
     failures_table: str = "solana-exec-failures"
-    idempotency_table: str = "solana-exec-idempotency"
     orders_queue_url: str = ""
     orders_dlq_url: str = ""
     replay_queue_url: str = ""
@@ -66,9 +64,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         stage=env.get("STAGE", "dev"),
         orders_table=env.get("ORDERS_TABLE", Settings.orders_table),
-        connections_table=env.get("CONNECTIONS_TABLE", Settings.connections_table),
         failures_table=env.get("FAILURES_TABLE", Settings.failures_table),
-        idempotency_table=env.get("IDEMPOTENCY_TABLE", Settings.idempotency_table),
         orders_queue_url=env.get("ORDERS_QUEUE_URL", ""),
         orders_dlq_url=env.get("ORDERS_DLQ_URL", ""),
         replay_queue_url=env.get("REPLAY_QUEUE_URL", ""),

@@ -1,11 +1,9 @@
-"""DynamoDB adapters (pynamodb): orders with their history and subscribers, and connections."""
+"""DynamoDB adapter (pynamodb): orders with their history and subscribers."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import time
 from typing import Any
 
 from pynamodb.attributes import (
@@ -13,9 +11,8 @@ from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
-    UnicodeSetAttribute,
 )
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -24,7 +21,7 @@ from chalicelib.orders import OrderRecord, Status, SubscriberMode, utc_now_iso
 from chalicelib.ports import Page
 from chalicelib.records import dumps, merged_details, record_from_parts, request_to_json
 
-__all__ = ["ConnectionModel", "DynamoConnectionStore", "DynamoOrderStore", "OrderModel", "bind_tables"]
+__all__ = ["DynamoOrderStore", "OrderModel", "bind_tables"]
 
 _LIST_KEY = "orders"
 
@@ -64,19 +61,9 @@ class OrderModel(Model):
     by_created_at = ByCreatedAt()
 
 
-class ConnectionModel(Model):
-    class Meta:
-        table_name = "solana-exec-connections"
-
-    connectionId = UnicodeAttribute(hash_key=True)
-    orders = UnicodeSetAttribute(null=True)
-    expiresAt = NumberAttribute(null=True)
-
-
-def bind_tables(orders_table: str, connections_table: str) -> None:
-    """Point the models at the tables the template created (names come from the environment)."""
+def bind_tables(orders_table: str) -> None:
+    """Point the model at the table the template created (its name comes from the environment)."""
     OrderModel.Meta.table_name = orders_table
-    ConnectionModel.Meta.table_name = connections_table
 
 
 def _to_record(item: OrderModel) -> OrderRecord:
@@ -221,29 +208,3 @@ class DynamoOrderStore:
             filter_condition=OrderModel.status == Status.PENDING.value,
         )
         return [_to_record(item) for item in results]
-
-
-class DynamoConnectionStore:
-    """Which orders a WebSocket connection follows, so $disconnect can unsubscribe them all."""
-
-    ttl_seconds = 2 * 3600  # API Gateway closes every connection after 2 hours
-
-    def add_order(self, connection_id: str, order_id: str) -> None:
-        ConnectionModel(connection_id).update(
-            actions=[
-                ConnectionModel.orders.add({order_id}),
-                ConnectionModel.expiresAt.set(int(time.time()) + self.ttl_seconds),
-            ]
-        )
-
-    def remove_order(self, connection_id: str, order_id: str) -> None:
-        ConnectionModel(connection_id).update(actions=[ConnectionModel.orders.delete({order_id})])
-
-    def forget(self, connection_id: str) -> set[str]:
-        try:
-            item = ConnectionModel.get(connection_id, consistent_read=True)
-        except DoesNotExist:
-            return set()
-        with contextlib.suppress(DeleteError):
-            item.delete()
-        return set(item.orders or ())

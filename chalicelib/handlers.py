@@ -39,7 +39,6 @@ __all__ = [
     "submit_order",
     "sweep",
     "ws_connect",
-    "ws_disconnect",
     "ws_message",
 ]
 
@@ -242,10 +241,6 @@ def ws_message(event: Any) -> None:
             eng.subscriptions.unsubscribe(connection_id, order_id)
     except EngineError as exc:
         eng.notifier.post(connection_id, {"type": "error", **error_body(exc)})
-
-
-def ws_disconnect(event: Any) -> None:
-    engine().subscriptions.disconnect(event.connection_id)
 
 
 # -- scheduled ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from chalicelib.orders import OrderRecord, Status, SubscriberMode
 from chalicelib.ports import Page
 from chalicelib.records import merged_details
 
-__all__ = ["MemoryConnectionStore", "MemoryNotifier", "MemoryOrderStore", "MemoryQueue"]
+__all__ = ["MemoryNotifier", "MemoryOrderStore", "MemoryQueue"]
 
 
 class MemoryOrderStore:
@@ -119,24 +119,6 @@ class MemoryOrderStore:
         if record is None:
             return None
         return replace(record, subscribers=dict(record.subscribers), details=dict(record.details))
-
-
-class MemoryConnectionStore:
-    def __init__(self) -> None:
-        self._orders: dict[str, set[str]] = {}
-        self._lock = threading.Lock()
-
-    def add_order(self, connection_id: str, order_id: str) -> None:
-        with self._lock:
-            self._orders.setdefault(connection_id, set()).add(order_id)
-
-    def remove_order(self, connection_id: str, order_id: str) -> None:
-        with self._lock:
-            self._orders.get(connection_id, set()).discard(order_id)
-
-    def forget(self, connection_id: str) -> set[str]:
-        with self._lock:
-            return self._orders.pop(connection_id, set())
 
 
 class MemoryQueue:

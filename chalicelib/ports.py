@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from chalicelib.orders import OrderRecord, Status, SubscriberMode
 
-__all__ = ["ConnectionStore", "MessageQueue", "OrderStore", "Page", "StatusNotifier"]
+__all__ = ["MessageQueue", "OrderStore", "Page", "StatusNotifier"]
 
 Page = tuple[list[OrderRecord], "str | None"]
 
@@ -52,15 +52,6 @@ class OrderStore(Protocol):
 
     def pending_between(self, since_iso: str, until_iso: str) -> list[OrderRecord]:
         """Orders created in [since, until] that are still `pending`."""
-
-
-class ConnectionStore(Protocol):
-    def add_order(self, connection_id: str, order_id: str) -> None: ...
-
-    def remove_order(self, connection_id: str, order_id: str) -> None: ...
-
-    def forget(self, connection_id: str) -> set[str]:
-        """Delete the connection; return the orders it followed."""
 
 
 class MessageQueue(Protocol):

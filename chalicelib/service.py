@@ -13,7 +13,7 @@ from chalicelib.errors import EngineError, IdempotencyConflict, InvalidOrder, Or
 from chalicelib.faults import crash_point
 from chalicelib.logs import logger
 from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode, status_event, utc_now_iso
-from chalicelib.ports import ConnectionStore, MessageQueue, OrderStore, StatusNotifier
+from chalicelib.ports import MessageQueue, OrderStore, StatusNotifier
 from chalicelib.publisher import StatusPublisher
 from chalicelib.records import snapshot
 
@@ -141,6 +141,8 @@ class SubscriptionService:
 
     The subscriber list lives on the order item: a status write returns it, a subscribe
     returns the history. Both serialise on the item, so whichever is second sees the other.
+    Nothing is kept per connection: one that went away is dropped by the first push that
+    gets a 410 (docs/decisions/005).
     """
 
     replay_retry_delays_s = (0.05, 0.1, 0.2, 0.4, 0.8)
@@ -148,13 +150,11 @@ class SubscriptionService:
     def __init__(
         self,
         store: OrderStore,
-        connections: ConnectionStore,
         notifier: StatusNotifier,
         replay_queue: MessageQueue,
         sleep: Any = time.sleep,
     ) -> None:
         self.store = store
-        self.connections = connections
         self.notifier = notifier
         self.publisher = StatusPublisher(store, notifier)
         self.replay_queue = replay_queue
@@ -171,7 +171,6 @@ class SubscriptionService:
         )
         if record is None:
             raise OrderNotFound(f"no order {order_id[:64]!r}")
-        self.connections.add_order(connection_id, order_id)
         self.replay_queue.send({"orderId": order_id, "connectionId": connection_id})
 
     def replay(self, order_id: str, connection_id: str) -> None:
@@ -217,18 +216,12 @@ class SubscriptionService:
         )
         if record is None:
             raise OrderNotFound(f"no order {order_id[:64]!r}")
-        self.connections.add_order(connection_id, order_id)
         self.publisher.replay(record, connection_id)
 
     def unsubscribe(self, connection_id: str, order_id: str) -> None:
         if not _plausible_id(order_id):
             raise OrderNotFound(f"no order {order_id[:64]!r}")
         self.store.remove_subscriber(order_id, connection_id)
-        self.connections.remove_order(connection_id, order_id)
-
-    def disconnect(self, connection_id: str) -> None:
-        for order_id in self.connections.forget(connection_id):
-            self.store.remove_subscriber(order_id, connection_id)
 
     def _drop(self, order_id: str, connection_id: str) -> None:
         self.store.remove_subscriber(order_id, connection_id)

@@ -34,7 +34,6 @@ FUNCTIONS = {
     "api_handler": "APIHandler",
     "ws_connect": "WebsocketConnect",
     "ws_message": "WebsocketMessage",
-    "ws_disconnect": "WebsocketDisconnect",
     "order_worker": "OrderWorker",
     "ws_replay": "WsReplay",
     "sweeper": "Sweeper",
@@ -125,7 +124,7 @@ def _patched_client(recorder: CallRecorder) -> Iterator[None]:
 def _models() -> list[Any]:
     dynamo = importlib.import_module("chalicelib.dynamo")
     failures = importlib.import_module("chalicelib.failures")
-    return [dynamo.OrderModel, dynamo.ConnectionModel, failures.FailureModel]
+    return [dynamo.OrderModel, failures.FailureModel]
 
 
 def _load_project_app() -> Any:
@@ -323,10 +322,6 @@ def _drive(client: Any, recorder: CallRecorder, sqs: Any, urls: dict, arns: dict
     with recorder.as_function("api_handler"):
         client.http.delete("/api/dlq/clear/failed")
         client.http.delete("/api/dlq/clear")
-
-    with recorder.as_function("ws_disconnect"):
-        for conn in ("conn-a", "conn-b", "conn-c", "conn-d", "conn-e", "conn-gone"):
-            client.lambda_.invoke("ws_disconnect", _ws_event("$disconnect", conn))
 
 
 def _dead_letter_with_subscriber(client: Any, sqs: Any, dlq_url: str, connection_id: str) -> str:

@@ -18,9 +18,7 @@ def test_local_runtime_creates_tables_and_queues_and_skips_the_rest(fake_aws):
     # THEN the tables and queues exist, and nothing else was attempted
     assert {n for n, c in result.resources.items() if c.type == "AWS::DynamoDB::Table"} == {
         "OrdersTable",
-        "ConnectionsTable",
         "FailuresTable",
-        "IdempotencyTable",
     }
     assert {n for n, c in result.resources.items() if c.type == "AWS::SQS::Queue"} == {
         "OrdersQueue",

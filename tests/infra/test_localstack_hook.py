@@ -58,7 +58,7 @@ def test_hook_creates_the_tables_and_queues_make_run_uses(moto_endpoint, tmp_pat
     assert "WEBSOCKET_API_ENDPOINT" not in printed
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     tables = session.client("dynamodb", endpoint_url=moto_endpoint).list_tables()["TableNames"]
-    assert {f"solana-exec-dev-{t}Table" for t in ("Orders", "Connections", "Failures", "Idempotency")} <= set(tables)
+    assert {f"solana-exec-dev-{t}Table" for t in ("Orders", "Failures")} <= set(tables)
     sqs = session.client("sqs", endpoint_url=moto_endpoint)
     url = sqs.get_queue_url(QueueName="solana-exec-orders")["QueueUrl"]
     redrive = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]

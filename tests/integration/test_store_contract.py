@@ -11,9 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.dynamo import DynamoConnectionStore, DynamoOrderStore, bind_tables
+from chalicelib.dynamo import DynamoOrderStore, bind_tables
 from chalicelib.errors import StaleWrite
-from chalicelib.memory import MemoryConnectionStore, MemoryOrderStore
+from chalicelib.memory import MemoryOrderStore
 from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode, status_event
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "resources.json"
@@ -22,19 +22,16 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "resources.json"
 def _create_tables() -> None:
     resources = json.loads(TEMPLATE.read_text())["Resources"]
     client = boto3.client("dynamodb", region_name="us-east-1")
-    for name, logical in (("t-orders", "OrdersTable"), ("t-connections", "ConnectionsTable")):
-        props = resources[logical]["Properties"]
-        kwargs = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode") if k in props}
-        if "GlobalSecondaryIndexes" in props:
-            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-        client.create_table(TableName=name, **kwargs)
-    bind_tables("t-orders", "t-connections")
+    props = resources["OrdersTable"]["Properties"]
+    kwargs = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")}
+    client.create_table(TableName="t-orders", **kwargs)
+    bind_tables("t-orders")
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def stores(request, monkeypatch) -> Iterator[tuple]:
     if request.param == "memory":
-        yield MemoryOrderStore(), MemoryConnectionStore()
+        yield MemoryOrderStore(), None
         return
     for key, value in {
         "AWS_ACCESS_KEY_ID": "t",
@@ -45,7 +42,7 @@ def stores(request, monkeypatch) -> Iterator[tuple]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         _create_tables()
-        yield DynamoOrderStore(), DynamoConnectionStore()
+        yield DynamoOrderStore(), None
 
 
 def _order(order_id: str = "o-1", created_at: str = "2026-11-25T10:00:00.000Z") -> OrderRecord:
@@ -129,12 +126,3 @@ def test_list_recent_newest_first_with_pagination_and_status(stores):
     assert token2 is None or store.list_recent(3, None, token2)[0] == []
     routing, _ = store.list_recent(10, Status.ROUTING, None)
     assert [r.order_id for r in routing] == ["o-3"]
-
-
-def test_connections_remember_their_orders(stores):
-    _, connections = stores
-    connections.add_order("c-1", "o-1")
-    connections.add_order("c-1", "o-2")
-    connections.remove_order("c-1", "o-2")
-    assert connections.forget("c-1") == {"o-1"}
-    assert connections.forget("c-1") == set()

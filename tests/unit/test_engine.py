@@ -10,7 +10,7 @@ from chalicelib.bootstrap import build_engine
 from chalicelib.config import Settings
 from chalicelib.failures import MemoryFailureStore
 from chalicelib.market import Market, MarketConfig
-from chalicelib.memory import MemoryConnectionStore, MemoryNotifier, MemoryOrderStore, MemoryQueue
+from chalicelib.memory import MemoryNotifier, MemoryOrderStore, MemoryQueue
 from chalicelib.orders import OrderRequest, Status, SubscriberMode
 from chalicelib.records import as_created
 
@@ -21,7 +21,6 @@ def _memory_engine(settings: Settings):
     return build_engine(
         settings,
         store=MemoryOrderStore(),
-        connections=MemoryConnectionStore(),
         orders_queue=MemoryQueue(),
         replay_queue=MemoryQueue(),
         notifier=MemoryNotifier(),
@@ -68,7 +67,6 @@ def _counting_engine():
     return store, build_engine(
         settings,
         store=store,
-        connections=MemoryConnectionStore(),
         orders_queue=MemoryQueue(),
         replay_queue=MemoryQueue(),
         notifier=MemoryNotifier(),
@@ -211,12 +209,25 @@ def test_retryable_failures_back_off_then_fail_once(eng):
     assert all(m["error"] for m in retries)
 
 
-def test_subscribe_mode_is_kept_on_the_order(eng):
+def test_subscribe_mode_is_kept_on_the_order_and_unsubscribe_removes_it(eng):
     order_id = eng.orders.submit(_request()).record.order_id
     eng.subscriptions.subscribe("c-9", order_id)
     assert eng.store.get(order_id).subscribers == {"c-9": SubscriberMode.SUBSCRIBED}
-    eng.subscriptions.disconnect("c-9")
+    eng.subscriptions.unsubscribe("c-9", order_id)
     assert eng.store.get(order_id).subscribers == {}
+
+
+def test_a_connection_that_went_away_is_forgotten_by_the_next_push(eng):
+    # GIVEN a subscriber that disconnected while the order was queued (no $disconnect clean-up)
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.subscriptions.subscribe("c-9", order_id)
+    eng.subscriptions.subscribe("c-10", order_id)
+    eng.notifier.gone.add("c-9")
+    # WHEN the order executes
+    eng.executor.run(order_id, receive_count=1)
+    # THEN the gone one was dropped at the first push (410), the live one saw everything
+    assert "c-9" not in eng.store.get(order_id).subscribers
+    assert [m["status"] for m in eng.notifier.messages["c-10"]] == LIFECYCLE
 
 
 def test_stranded_pending_orders_are_queued_again(eng):
