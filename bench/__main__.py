@@ -16,7 +16,7 @@ import requests
 from bench import costs, metrics, output
 from bench.load import LoadGenerator, OrderTrace
 from bench.runtime_log import invocations
-from bench.scenarios import SCENARIOS, Scenario
+from bench.scenarios import SCENARIOS, Scenario, targets
 from bench.stack import Engine, engine_under_test
 
 TERMINAL = ("confirmed", "failed")
@@ -118,6 +118,7 @@ def run(scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]:
         },
         "measuredAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)),
         "summary": summary,
+        "targets": targets(scenario, summary),
         "awsCalls": calls,
         "awsCallsPerOrder": table,
         "cost": cost,

@@ -38,7 +38,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"overhead    {_pct(s['overheadMs'])}   (e2e - simulated - queue wait)",
         f"  e2e-sim   {_pct(s['e2eMinusSimulatedMs'])}   (incl. waiting for a busy worker)",
         f"  queue     {_pct(s['queueWaitMs'])}",
-        f"  hop       {_pct(s['hopMs'])}   (POST answered or slot freed -> executing: SQS, poller, GetItem)",
+        f"  hop       {_pct(s['hopMs'])}   (POST answered or slot freed -> executing: SQS, poller, dispatch)",
         f"  slot      {s['slotOverheadMs']} ms per order = 10 * duration / orders - mean simulated",
         f"  POST      {_pct(s['postMs'])}",
         f"  routing->building   {_pct(s['stepsMs']['routingToBuilding'])}",
@@ -47,6 +47,8 @@ def render_text(report: dict[str, Any]) -> str:
         f"ws lag      {_pct(s['wsLagMs'])}   (frame received - event timestamp, live frames)",
         f"peak executing at once {s['peakExecuting']} (routing -> terminal timestamps)",
     ]
+    for goal in report.get("targets") or []:
+        lines.append(f"target      {goal['goal']}: {'MET' if goal['met'] else 'NOT MET'} ({goal['value']})")
     table = report.get("awsCallsPerOrder") or []
     if table:
         total = sum(r["perOrder"] for r in table)

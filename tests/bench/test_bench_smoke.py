@@ -46,7 +46,13 @@ def test_bench_runs_twenty_orders_and_reports_everything(tmp_path):
     assert table[("api", "sqs", "SendMessage")]["perOrder"] == 1
     assert table[("lambda:order_worker", "dynamodb", "UpdateItem")]["perOrder"] >= 4
     assert table[("esm:order_worker", "sqs", "ReceiveMessage")]["count"] >= 1
-    assert all(r["why"] for r in table.values())
+    assert all(r["why"] and not r["why"].startswith("UNEXPLAINED") for r in table.values())
+    # AND a first delivery executes from the order its message carries: the worker reads nothing
+    assert ("lambda:order_worker", "dynamodb", "GetItem") not in table
+    # AND no connection table is written on subscribe (decision 005)
+    assert {r["kind"] for r in report["awsCallsPerOrder"] if r["service"] == "dynamodb"} <= {"orders"}
+    # AND the run is checked against its goals
+    assert {"goal": "no accepted order lost", "value": 0, "met": True} in report["targets"]
     # AND a cost per million orders, the PNG and the command to repeat it
     assert report["cost"]["byLambdaMemory"]["128MB"]["total"] > 0
     assert (tmp_path / "zero.png").stat().st_size > 0
