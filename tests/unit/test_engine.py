@@ -17,10 +17,10 @@ from chalicelib.records import as_created
 LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
 
 
-def _memory_engine(settings: Settings):
+def _memory_engine(settings: Settings, store: MemoryOrderStore | None = None):
     return build_engine(
         settings,
-        store=MemoryOrderStore(),
+        store=store or MemoryOrderStore(),
         orders_queue=MemoryQueue(),
         replay_queue=MemoryQueue(),
         notifier=MemoryNotifier(),
@@ -62,18 +62,9 @@ class _CountingReads(MemoryOrderStore):
 
 
 def _counting_engine():
-    settings = Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), retry_delays_s=(2, 4, 8))
     store = _CountingReads()
-    return store, build_engine(
-        settings,
-        store=store,
-        orders_queue=MemoryQueue(),
-        replay_queue=MemoryQueue(),
-        notifier=MemoryNotifier(),
-        market=Market(MarketConfig(seed=1, quote_delay_ms=(0, 0))),
-        failures=MemoryFailureStore(),
-        dlq=MemoryQueue(),
-    )
+    settings = Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), retry_delays_s=(2, 4, 8))
+    return store, _memory_engine(settings, store)
 
 
 def test_a_first_delivery_executes_from_the_message_without_reading_the_order():
