@@ -86,7 +86,7 @@ def submit_test_orders() -> Response:
 
 @app.route("/", methods=["GET"])
 def console_page() -> Response:
-    return console.index(app.current_request)
+    return handlers.console_page(app.current_request)
 
 
 @app.route("/console/{name}", methods=["GET"])

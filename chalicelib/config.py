@@ -40,6 +40,10 @@ class Settings:
     orders_dlq_url: str = ""
     replay_queue_url: str = ""
     websocket_endpoint: str | None = None
+    # Where the web console's browser opens the WebSocket, when the request's host cannot
+    # say: WS_PUBLIC_URL (a proxy in front of the local runtime) or WEBSOCKET_API_URL (AWS).
+    console_websocket_url: str | None = None
+    ws_port: int = 8001  # the local runtime's WebSocket port
     quote_delay_ms: tuple[int, int] = (200, 200)
     submit_delay_ms: tuple[int, int] = (2000, 3000)
     market_seed: int = 7
@@ -78,4 +82,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         chain_drop_ppm=int(env.get("CHAIN_DROP_PPM", "0")),
         chain_expire_ppm=int(env.get("CHAIN_EXPIRE_PPM", "0")),
         stranded_after_s=int(env.get("STRANDED_AFTER_S", "30")),
+        console_websocket_url=env.get("WS_PUBLIC_URL") or env.get("WEBSOCKET_API_URL") or None,
+        ws_port=int(env.get("WS_PORT") or 8001),
     )

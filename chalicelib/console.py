@@ -9,12 +9,12 @@ writes it into `<meta name="ws-url">`. Everything else the page derives from
 from __future__ import annotations
 
 import html
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from chalice import Response
+
+from chalicelib.config import Settings
 
 __all__ = ["asset", "index", "websocket_url"]
 
@@ -28,10 +28,10 @@ _CONTENT_TYPES = {
 _WS_META = '<meta name="ws-url" content="">'
 
 
-def index(request: Any) -> Response:
+def index(request: Any, settings: Settings) -> Response:
     """The page, with the WebSocket URL for this request written into it."""
     headers = request.headers or {}
-    url = websocket_url(headers.get("host", ""), os.environ)
+    url = websocket_url(headers.get("host", ""), settings)
     page = _read("index.html").replace(_WS_META, f'<meta name="ws-url" content="{html.escape(url)}">', 1)
     return _text(page, _CONTENT_TYPES[".html"])
 
@@ -45,7 +45,7 @@ def asset(name: str) -> Response:
     return _text(_read(name), content_type)
 
 
-def websocket_url(host_header: str, env: Mapping[str, str]) -> str:
+def websocket_url(host_header: str, settings: Settings) -> str:
     """Where the browser should open the WebSocket.
 
     `WS_PUBLIC_URL` wins (a proxy in front of the local runtime); on AWS the template
@@ -53,13 +53,12 @@ def websocket_url(host_header: str, env: Mapping[str, str]) -> str:
     `WEBSOCKET_API_ENDPOINT` (https://.../api) says the same; locally it is the host the
     browser used, on the WebSocket port.
     """
-    for name in ("WS_PUBLIC_URL", "WEBSOCKET_API_URL"):
-        if env.get(name):
-            return env[name]
-    endpoint = env.get("WEBSOCKET_API_ENDPOINT", "")
+    if settings.console_websocket_url:
+        return settings.console_websocket_url
+    endpoint = settings.websocket_endpoint or ""
     if endpoint.startswith(("https://", "http://")):
         return "ws" + endpoint[len("http") :]
-    return f"ws://{_hostname(host_header)}:{env.get('WS_PORT') or '8001'}"
+    return f"ws://{_hostname(host_header)}:{settings.ws_port}"
 
 
 def _hostname(host_header: str) -> str:

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Response
 
+from chalicelib import console
 from chalicelib.bootstrap import engine
 from chalicelib.errors import EngineError, InvalidOrder, OrderNotFound
 from chalicelib.logs import logger
@@ -24,6 +25,7 @@ from chalicelib.service import ConnectionNotReady, error_body
 from chalicelib.validation import parse_json_body, parse_order
 
 __all__ = [
+    "console_page",
     "contract_errors",
     "dlq_clear",
     "dlq_failed_orders",
@@ -185,6 +187,10 @@ def _limit(params: dict[str, str]) -> int:
 
 def list_tokens() -> Response:
     return _json([{"symbol": t.symbol, "mint": t.mint, "decimals": t.decimals} for t in engine().tokens.all()])
+
+
+def console_page(request: Any) -> Response:
+    return console.index(request, engine().settings)
 
 
 def health() -> Response:

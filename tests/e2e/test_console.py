@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.config import load_settings
 from chalicelib.console import websocket_url
 from tests.support import ROOT, Runtime, http, own_runtime
 
@@ -124,13 +125,16 @@ def test_page_and_assets_are_served_as_text_with_the_websocket_url(console_rt):
 
 
 def test_websocket_url_comes_from_the_environment_or_the_request_host():
-    assert websocket_url("10.0.0.5:8000", {}) == "ws://10.0.0.5:8001"
-    assert websocket_url("box.lan:9000", {"WS_PORT": "9001"}) == "ws://box.lan:9001"
-    assert websocket_url("[::1]:8000", {}) == "ws://[::1]:8001"
-    assert websocket_url("x:1", {"WS_PUBLIC_URL": "wss://proxy/ws"}) == "wss://proxy/ws"
+    def url(host: str, env: dict[str, str]) -> str:
+        return websocket_url(host, load_settings(env))
+
+    assert url("10.0.0.5:8000", {}) == "ws://10.0.0.5:8001"
+    assert url("box.lan:9000", {"WS_PORT": "9001"}) == "ws://box.lan:9001"
+    assert url("[::1]:8000", {}) == "ws://[::1]:8001"
+    assert url("x:1", {"WS_PUBLIC_URL": "wss://proxy/ws"}) == "wss://proxy/ws"
     aws = {"WEBSOCKET_API_ENDPOINT": "https://abc.execute-api.eu-west-1.amazonaws.com/api"}
-    assert websocket_url("abc", aws) == "wss://abc.execute-api.eu-west-1.amazonaws.com/api"
-    assert websocket_url("abc", {**aws, "WEBSOCKET_API_URL": "wss://ws.example/api"}) == "wss://ws.example/api"
+    assert url("abc", aws) == "wss://abc.execute-api.eu-west-1.amazonaws.com/api"
+    assert url("abc", {**aws, "WEBSOCKET_API_URL": "wss://ws.example/api"}) == "wss://ws.example/api"
 
 
 def _get(url: str) -> tuple[int, str, str]:
