@@ -335,7 +335,9 @@ class WebSocketGateway:
             queryStringParameters={k: v[-1] for k, v in multi_query.items()} or None,
             multiValueQueryStringParameters=multi_query or None,
         )
-        status, response = await self._invoke_logged("ws_connect", conn, CONNECT, event)
+        status, response = await self._invoke_logged(
+            "ws_connect", conn, CONNECT, event, query=event["queryStringParameters"]
+        )
         if not 200 <= status < 300:
             message = "Internal server error" if status >= 500 else "Forbidden"
             return web.Response(status=status, text=json.dumps({"message": message}))

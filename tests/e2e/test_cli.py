@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 
@@ -101,3 +102,63 @@ def test_the_console_script_points_at_main():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["solexec"] == "solexec_cli.__main__:main"
     assert project["tool"]["setuptools"]["packages"] == ["solexec_cli"]
+
+
+def test_watch_follows_the_order_across_a_dropped_connection(tmp_path_factory):
+    # GIVEN a slow chain, and `solexec watch` following an order over ?orderId=
+    env = {"DEX_QUOTE_MS": "20", "DEX_SUBMIT_MS": "2500", "RETRY_DELAYS_S": "1,1,1"}
+    with own_runtime(tmp_path_factory.mktemp("cli-drop"), env) as rt:
+        _, order = http(
+            "POST", f"{rt.rest}/order", {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "slippage": "0.01"}
+        )
+        order_id = order["orderId"]
+        env_vars = {**os.environ, "SOLEXEC_URL": rt.rest, "SOLEXEC_WS_URL": rt.ws}
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "solexec_cli", "watch", order_id],
+            cwd=ROOT,
+            env=env_vars,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            first = _wait_for(lambda: _connections_for(rt, order_id), timeout=15)[0]
+            _wait_for(lambda: http("GET", f"{rt.rest}/order/{order_id}")[1]["status"] == "submitted", timeout=15)
+            # WHEN the server drops its connection while the transaction is on the chain
+            status, _ = http("DELETE", f"{rt.ws.replace('ws://', 'http://')}/@connections/{first}")
+            assert status == 204
+            out, err = watch.communicate(timeout=30)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.communicate()
+        # THEN it reconnected and printed every status once, in order, and exits 0 on confirmed
+        assert watch.returncode == 0, err
+        header, *lines = out.strip().splitlines()
+        assert order_id in header
+        assert [line.split()[1] for line in lines] == LIFECYCLE
+        assert len(_connections_for(rt, order_id)) == 2
+
+
+def _connections_for(rt: Runtime, order_id: str) -> list[str]:
+    """Connection ids the runtime accepted for `?orderId=order_id`, from its JSON log."""
+    ids = []
+    for line in rt.log_path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        query = entry.get("query") or {}
+        if entry.get("event") == "ws_connect" and entry.get("status") == 200 and query.get("orderId") == order_id:
+            ids.append(entry["connectionId"])
+    return ids
+
+
+def _wait_for(check, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout}s")
