@@ -19,9 +19,11 @@ from chalice.local import (
     CustomLocalChalice,
     LocalChalice,
     LocalDevServer,
+    LocalGatewayException,
     ThreadedHTTPServer,
 )
 
+from .gateway_responses import GatewayResponses
 from .logs import log, log_error
 
 
@@ -35,6 +37,7 @@ class LoggingRequestHandler(ChaliceRequestHandler):
 
     _status: int = 0
     disable_nagle_algorithm = True
+    gateway_responses = GatewayResponses()  # set per server from the template
 
     def _logged_handle(self) -> None:
         start = time.perf_counter()
@@ -65,6 +68,17 @@ class LoggingRequestHandler(ChaliceRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence BaseHTTPRequestHandler's own stderr lines."""
 
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        """An error API Gateway itself answers (no route, no signature): as the template customises it."""
+        rendered = self.gateway_responses.render(
+            error.CODE, error.body, str(error.headers.get("x-amzn-ErrorType", "")), self.command, self.path
+        )
+        if rendered is None:
+            super()._send_error_response(error)
+            return
+        status, headers, body = rendered
+        self._send_http_response(status, {**error.headers, **headers}, body)
+
 
 class BackloggedHTTPServer(ThreadedHTTPServer):
     """Chalice's threaded server with a listen backlog fit for bursts.
@@ -80,7 +94,14 @@ class BackloggedHTTPServer(ThreadedHTTPServer):
 class RestServer:
     """Chalice's ``LocalDevServer`` running ``serve_forever`` in a daemon thread."""
 
-    def __init__(self, app_obj: Chalice, config: Config, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app_obj: Chalice,
+        config: Config,
+        host: str,
+        port: int,
+        gateway_responses: GatewayResponses | None = None,
+    ) -> None:
         validate_routes(app_obj.routes)
         # What chalice.local.create_local_server does: make
         # ``app.current_request`` thread-local so concurrent requests on the
@@ -88,9 +109,12 @@ class RestServer:
         if not isinstance(app_obj, LocalChalice):
             CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
             app_obj.__class__ = CustomLocalChalice
-        self._dev = LocalDevServer(
-            app_obj, config, host, port, handler_cls=LoggingRequestHandler, server_cls=BackloggedHTTPServer
+        handler = type(
+            "TemplateRequestHandler",
+            (LoggingRequestHandler,),
+            {"gateway_responses": gateway_responses or GatewayResponses()},
         )
+        self._dev = LocalDevServer(app_obj, config, host, port, handler_cls=handler, server_cls=BackloggedHTTPServer)
         self.host = host
         self.port = int(self._dev.server.server_address[1])
         self._thread: threading.Thread | None = None

@@ -23,8 +23,9 @@ from chalice.config import Config
 
 from . import awscalls, project
 from .emulator import Emulator, free_port, resolve_emulator
+from .gateway_responses import GatewayResponses
 from .logs import log, log_error
-from .provision import provision
+from .provision import load_template, provision
 from .rest import RestServer
 from .schedules import ScheduleRunner
 from .sqs import SqsPoller
@@ -183,7 +184,8 @@ class LocalRuntime:
         ws_stage = str(disk.get("stages", {}).get(self.stage, {}).get("websocket_api_stage", "api"))
         self._point_websocket_api(ws_stage)
 
-        self.rest = RestServer(self.app, self.config, self.host, self.rest_port)
+        responses = GatewayResponses.from_template(load_template(template)) if template is not None else None
+        self.rest = RestServer(self.app, self.config, self.host, self.rest_port, responses)
         self.rest.start()
         self.rest_port = self.rest.port
         self.websocket = WebSocketGateway(

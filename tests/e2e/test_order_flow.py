@@ -159,6 +159,11 @@ def test_bad_orders_get_clear_400s_and_store_nothing(runtime):
     assert status == 400 and error["field"] == "nextToken"
     status, error = http("GET", f"{runtime.rest}/order/does-not-exist")
     assert status == 404 and error["error"] == "not_found"
+    # A path no route matches: API Gateway's own 403, in the contract's error shape (the
+    # template's gateway responses, applied by the local runtime as API Gateway would)
+    status, error = http("GET", f"{runtime.rest}/no/such/route")
+    assert status == 403 and error["error"] == "missing_authentication_token"
+    assert error["message"] == "Missing Authentication Token" and "SigV4" in error["hint"]
     _, after = http("GET", f"{runtime.rest}/orders?limit=100")
     assert len(after["items"]) == len(before["items"])
 

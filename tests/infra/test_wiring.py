@@ -107,6 +107,18 @@ def test_admin_routes_need_sigv4_and_nothing_else_does(dev_template, prod_templa
         assert admin == 5
 
 
+def test_errors_api_gateway_answers_itself_keep_the_contracts_shape(dev_template, prod_template):
+    # Unknown path, missing signature, throttling...: {"error", "message"} like every other error.
+    for template in (dev_template, prod_template):
+        responses = _props(template, "RestAPI")["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+        assert {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+        for kind, response in responses.items():
+            text = response["responseTemplates"]["application/json"]
+            # Gateway response templates are simple substitution: messageString is a quoted string.
+            body = json.loads(text.replace("$context.error.messageString", json.dumps("some message")))
+            assert body["error"] and body["error"] == body["error"].lower() and body["message"], kind
+
+
 def test_each_function_has_its_own_role_and_no_wildcard_action(dev_template):
     roles = {fn: role_of(dev_template, fn) for fn in functions(dev_template)}
     assert len(set(roles.values())) == len(roles), roles
