@@ -40,9 +40,16 @@ class ByCreatedAt(GlobalSecondaryIndex["OrderModel"]):
     createdAt = UnicodeAttribute(range_key=True)
 
 
+# pynamodb pools 10 connections per table by default; where one process serves many
+# requests at once (the local runtime, a Lambda's concurrent quotes) a busier pool would
+# drop and redial connections. On Lambda an instance uses one or two: harmless.
+MAX_POOL_CONNECTIONS = 50
+
+
 class OrderModel(Model):
     class Meta:
         table_name = "solana-exec-orders"
+        max_pool_connections = MAX_POOL_CONNECTIONS
 
     orderId = UnicodeAttribute(hash_key=True)
     listKey = UnicodeAttribute(default=_LIST_KEY)

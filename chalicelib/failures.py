@@ -12,6 +12,8 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.models import Model
 
+from chalicelib.dynamo import MAX_POOL_CONNECTIONS
+
 __all__ = ["DynamoFailureStore", "FailureModel", "FailureRecord", "FailureStore", "MemoryFailureStore"]
 
 
@@ -60,6 +62,7 @@ class FailureStore(Protocol):
 class FailureModel(Model):
     class Meta:
         table_name = "solana-exec-failures"
+        max_pool_connections = MAX_POOL_CONNECTIONS
 
     orderId = UnicodeAttribute(hash_key=True)
     body = UnicodeAttribute()

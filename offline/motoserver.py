@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     freeze_during_warmup()
     server = wsgi.Server((args.host, args.port), app, numthreads=args.threads, request_queue_size=128)
     server.shutdown_timeout = 1
+    # Every worker thread of the runtime holds a pooled connection; cheroot closes idle
+    # keep-alive connections beyond this limit (default 10), which the client then redials.
+    server.keep_alive_conn_limit = 1024
 
     stop = threading.Event()
 
