@@ -155,11 +155,11 @@ class DynamoOrderStore:
 
     def _conditional_update(self, record: OrderRecord, actions: list[Any]) -> OrderRecord:
         item = OrderModel(record.order_id)
+        condition = OrderModel.version == record.version
+        if record.version == 0:  # an item written before `version` existed reads as 0 (but must exist)
+            condition = condition | (OrderModel.orderId.exists() & OrderModel.version.does_not_exist())
         try:
-            item.update(
-                actions=[*actions, OrderModel.version.set(record.version + 1)],
-                condition=OrderModel.version == record.version,
-            )
+            item.update(actions=[*actions, OrderModel.version.set(record.version + 1)], condition=condition)
         except UpdateError as exc:
             if _is_conditional_failure(exc):
                 raise StaleWrite(f"order {record.order_id} changed since version {record.version}") from None

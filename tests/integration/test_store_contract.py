@@ -100,6 +100,14 @@ def test_a_details_write_also_invalidates_older_reads(stores):
     assert store.get("o-1").details["lastError"] == "venue down"
 
 
+def test_a_write_for_an_order_that_is_not_there_creates_nothing(stores):
+    store, _ = stores
+    ghost = _order()  # never created
+    with pytest.raises(StaleWrite):
+        store.append_status(ghost, status_event("o-1", Status.ROUTING, 2), {})
+    assert store.get("o-1") is None
+
+
 def test_subscriber_modes(stores):
     store, _ = stores
     store.create(_order())
