@@ -237,3 +237,14 @@ def submit_many(rest_url: str, body: dict[str, Any], count: int) -> list[str]:
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(submit, range(count)))
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
+    """`predicate()`'s first truthy value within `timeout` seconds; fails the test otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support import ROOT, Runtime, http, own_runtime
+from tests.support import ROOT, Runtime, http, own_runtime, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -42,15 +41,16 @@ def test_submit_watch_prints_every_status_and_exits_0_on_confirmed(cli_rt):
     # WHEN an order is submitted and watched
     run = solexec(cli_rt, "submit", "--in", "SOL", "--out", "USDC", "--amount", "1.5", "--slippage", "0.01", "--watch")
     # THEN one line per status, in order, with the key fields, and exit 0
-    assert run.returncode == 0, run.stderr
+    seen = f"stdout:\n{run.stdout}\nstderr:\n{run.stderr[-2000:]}"
+    assert run.returncode == 0, seen
     header, *lines = run.stdout.strip().splitlines()
     order_id = header.split()[-1]
-    assert [line.split()[1] for line in lines] == LIFECYCLE
+    assert [line.split()[1] for line in lines] == LIFECYCLE, seen
     routing, building, confirmed = lines[1], lines[2], lines[4]
-    assert "raydium" in routing and "meteora" in routing and "->" in routing
+    assert "raydium" in routing and "meteora" in routing and "->" in routing, seen
     _, stored = http("GET", f"{cli_rt.rest}/order/{order_id}")
-    assert f"minAmountOut {stored['minAmountOut']} USDC" in building
-    assert stored["txHash"] in confirmed and stored["executedPrice"] in confirmed
+    assert f"minAmountOut {stored['minAmountOut']} USDC" in building, (stored, seen)
+    assert stored["txHash"] in confirmed and stored["executedPrice"] in confirmed, (stored, seen)
 
 
 def test_json_output_parses(cli_rt):
@@ -122,8 +122,9 @@ def test_watch_follows_the_order_across_a_dropped_connection(tmp_path_factory):
             text=True,
         )
         try:
-            first = _wait_for(lambda: _connections_for(rt, order_id), timeout=15)[0]
-            _wait_for(lambda: http("GET", f"{rt.rest}/order/{order_id}")[1]["status"] == "submitted", timeout=15)
+            first = wait_until(lambda: _connections_for(rt, order_id), 15, "the watch's connection")[0]
+            submitted = lambda: http("GET", f"{rt.rest}/order/{order_id}")[1]["status"] == "submitted"  # noqa: E731
+            wait_until(submitted, 15, "the order to be submitted")
             # WHEN the server drops its connection while the transaction is on the chain
             status, _ = http("DELETE", f"{rt.ws.replace('ws://', 'http://')}/@connections/{first}")
             assert status == 204
@@ -152,13 +153,3 @@ def _connections_for(rt: Runtime, order_id: str) -> list[str]:
         if entry.get("event") == "ws_connect" and entry.get("status") == 200 and query.get("orderId") == order_id:
             ids.append(entry["connectionId"])
     return ids
-
-
-def _wait_for(check, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout}s")

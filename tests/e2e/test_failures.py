@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 
 import pytest
 
-from tests.support import Runtime, follow, http, own_runtime, statuses
+from tests.support import Runtime, follow, http, own_runtime, statuses, wait_until
 
+# The DLQ endpoints reconcile on every call: poll them gently.
+_wait = partial(wait_until, interval=0.25)
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
@@ -23,16 +25,6 @@ def rt(tmp_path_factory) -> Iterator[Runtime]:
 
 def _ts(event) -> float:
     return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _dlq_stats(rt):

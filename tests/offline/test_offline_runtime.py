@@ -28,20 +28,15 @@ from chalice import Chalice
 from offline import LocalRuntime, failed_ids, free_port, provision, start_moto, to_lambda_record
 from offline.emulator import port_open
 from offline.websocket import WebSocketGateway
+from tests.support import wait_until
 
 SAMPLE = Path(__file__).parent / "sample_app"
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(60)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    return wait_until(predicate, timeout, "the runtime")
 
 
 @pytest.fixture(scope="module")
