@@ -162,7 +162,7 @@ class OrderExecutor:
             Status.SUBMITTED,
             # The signed transaction itself, so anyone can check txHash is its signature.
             {"txHash": signed.signature, "dex": plan.dex, "transaction": base64.b64encode(signed.raw).decode()},
-            {  # what a later delivery needs to confirm this very transaction (_resume)
+            {  # what a later delivery needs to confirm this very transaction (_plan_from, _submission_from)
                 "txHash": signed.signature,
                 "plan": plan.to_dict(quotes=False),
                 "minAmountOutBase": str(min_out),
