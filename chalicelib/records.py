@@ -28,21 +28,26 @@ def merged_details(current: dict[str, Any], changes: dict[str, Any]) -> dict[str
     return {k: v for k, v in {**current, **changes}.items() if v is not None}
 
 
+def request_to_dict(request: OrderRequest) -> dict[str, str]:
+    return {
+        "tokenIn": request.token_in,
+        "tokenOut": request.token_out,
+        "amount": str(request.amount),
+        "amountIn": str(request.amount_in),
+        "slippage": str(request.slippage),
+        "type": request.order_type,
+    }
+
+
 def request_to_json(request: OrderRequest) -> str:
-    return dumps(
-        {
-            "tokenIn": request.token_in,
-            "tokenOut": request.token_out,
-            "amount": str(request.amount),
-            "amountIn": str(request.amount_in),
-            "slippage": str(request.slippage),
-            "type": request.order_type,
-        }
-    )
+    return dumps(request_to_dict(request))
 
 
 def request_from_json(text: str) -> OrderRequest:
-    data = json.loads(text)
+    return request_from_dict(json.loads(text))
+
+
+def request_from_dict(data: dict[str, Any]) -> OrderRequest:
     return OrderRequest(
         token_in=data["tokenIn"],
         token_out=data["tokenOut"],
@@ -88,7 +93,7 @@ def snapshot(record: OrderRecord) -> dict[str, Any]:
     """What the queue message carries of an order just created: enough to execute it."""
     return {
         "createdAt": record.created_at,
-        "request": json.loads(request_to_json(record.request)),
+        "request": request_to_dict(record.request),
         "details": record.details,
         "version": record.version,
     }
@@ -98,7 +103,7 @@ def as_created(order_id: str, data: dict[str, Any]) -> OrderRecord:
     """The order as `snapshot` described it when it was created (pending, nothing written since)."""
     return OrderRecord(
         order_id=order_id,
-        request=request_from_json(dumps(data["request"])),
+        request=request_from_dict(data["request"]),
         status=Status.PENDING,
         seq=1,
         created_at=str(data["createdAt"]),

@@ -2,7 +2,7 @@
 
 When API Gateway itself refuses a request (no route matches, a signature is
 missing, an authorizer says no) the body is its own
-(``{"message": "Missing Authentication Token"}``), unless the stack declares an
+(``{"message": "Missing Authentication Token"}``), unless the stack declares a
 gateway response for that response type: an ``AWS::ApiGateway::GatewayResponse``
 resource, or ``x-amazon-apigateway-gateway-responses`` in the REST API's
 ``DefinitionBody`` (deployed with the API, which a separate resource is not

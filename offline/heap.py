@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
 __all__ = ["WARMUP_FREEZES_S", "freeze_during_warmup"]
 
@@ -28,13 +29,11 @@ WARMUP_FREEZES_S = (0.0, 5.0, 15.0, 30.0, 60.0)
 
 def freeze_during_warmup(delays_s: tuple[float, ...] = WARMUP_FREEZES_S) -> threading.Thread:
     """Freeze the heap now and at each of `delays_s` (seconds from now), from a daemon thread."""
-    stop = threading.Event()
 
     def run() -> None:
         elapsed = 0.0
         for delay in sorted(delays_s):
-            if stop.wait(max(0.0, delay - elapsed)):
-                return
+            time.sleep(max(0.0, delay - elapsed))
             elapsed = delay
             gc.freeze()
 
