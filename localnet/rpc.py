@@ -1,0 +1,436 @@
+"""Solana JSON-RPC methods over the ledger, in the shapes Solana's RPC documentation gives.
+
+`dispatch(request)` takes one decoded JSON-RPC request object and returns the response
+object; transport (HTTP, batching) is the server's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from solders.account import Account
+from solders.hash import Hash
+from solders.pubkey import Pubkey
+from solders.rpc.responses import RpcSimulateTransactionResult
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+
+from .b58 import b58decode, b58encode
+from .ledger import Ledger, Rejected, TxRecord, error_json, ui_token_amount
+from .spl import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, read_mint_decimals, read_token_account
+
+__all__ = ["API_VERSION", "RpcMethods"]
+
+API_VERSION = "2.2.0"
+SOLANA_CORE = "2.2.0-localnet"
+LAMPORTS_PER_SIGNATURE = 5_000
+
+INVALID_PARAMS = -32602
+METHOD_NOT_FOUND = -32601
+INVALID_REQUEST = -32600
+
+
+def _param(params: list[Any], index: int, default: Any = None) -> Any:
+    return params[index] if len(params) > index and params[index] is not None else default
+
+
+def _config(params: list[Any], index: int) -> dict[str, Any]:
+    value = _param(params, index, {})
+    if not isinstance(value, dict):
+        raise Rejected(INVALID_PARAMS, "Invalid params: configuration must be an object")
+    return value
+
+
+def _pubkey(value: Any) -> Pubkey:
+    try:
+        return Pubkey.from_string(value)
+    except Exception as exc:
+        raise Rejected(INVALID_PARAMS, f"Invalid param: Invalid pubkey {value!r}") from exc
+
+
+def _signature(value: Any) -> Signature:
+    try:
+        return Signature.from_string(value)
+    except Exception as exc:
+        raise Rejected(INVALID_PARAMS, f"Invalid param: Invalid signature {value!r}") from exc
+
+
+def _decode_tx(value: Any, encoding: str) -> bytes:
+    if not isinstance(value, str):
+        raise Rejected(INVALID_PARAMS, "Invalid params: transaction must be an encoded string")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise Rejected(INVALID_PARAMS, f"invalid transaction: invalid base64 encoding: {exc}") from exc
+    if encoding == "base58":
+        try:
+            return b58decode(value)
+        except ValueError as exc:
+            raise Rejected(INVALID_PARAMS, "invalid transaction: invalid base58 encoding") from exc
+    raise Rejected(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
+
+
+class RpcMethods:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.methods: dict[str, Callable[[list[Any]], Any]] = {
+            "getHealth": lambda p: "ok",
+            "getVersion": lambda p: {"solana-core": SOLANA_CORE, "feature-set": 0},
+            "getSlot": self.get_slot,
+            "getBlockHeight": self.get_slot,
+            "getEpochInfo": self.get_epoch_info,
+            "getLatestBlockhash": self.get_latest_blockhash,
+            "isBlockhashValid": self.is_blockhash_valid,
+            "getBalance": self.get_balance,
+            "getAccountInfo": self.get_account_info,
+            "getMultipleAccounts": self.get_multiple_accounts,
+            "getProgramAccounts": self.get_program_accounts,
+            "getTokenAccountBalance": self.get_token_account_balance,
+            "getTokenAccountsByOwner": self.get_token_accounts_by_owner,
+            "getMinimumBalanceForRentExemption": self.get_minimum_balance,
+            "getFeeForMessage": self.get_fee_for_message,
+            "getRecentPrioritizationFees": lambda p: [],
+            "requestAirdrop": self.request_airdrop,
+            "sendTransaction": self.send_transaction,
+            "simulateTransaction": self.simulate_transaction,
+            "getSignatureStatuses": self.get_signature_statuses,
+            "getTransaction": self.get_transaction,
+        }
+
+    # ------------------------------------------------------------ envelope
+    def dispatch(self, request: Any) -> dict[str, Any]:
+        request_id = request.get("id") if isinstance(request, dict) else None
+        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+            return _error(request_id, INVALID_REQUEST, "Invalid request")
+        method = self.methods.get(request["method"])
+        if method is None:
+            return _error(request_id, METHOD_NOT_FOUND, "Method not found")
+        params = request.get("params", [])
+        if not isinstance(params, list):
+            return _error(request_id, INVALID_PARAMS, "Invalid params: expected an array")
+        try:
+            result = method(params)
+        except Rejected as exc:
+            return _error(request_id, exc.code, exc.message, exc.data)
+        return {"jsonrpc": "2.0", "result": result, "id": request_id}
+
+    def _context(self, value: Any) -> dict[str, Any]:
+        return {"context": {"apiVersion": API_VERSION, "slot": self.ledger.slot}, "value": value}
+
+    # -------------------------------------------------------------- slots
+    def get_slot(self, params: list[Any]) -> int:
+        return self.ledger.commitment_slot(_config(params, 0).get("commitment", "finalized"))
+
+    def get_epoch_info(self, params: list[Any]) -> dict[str, Any]:
+        slot = self.ledger.commitment_slot(_config(params, 0).get("commitment", "finalized"))
+        return {
+            "absoluteSlot": slot,
+            "blockHeight": slot,
+            "epoch": 0,
+            "slotIndex": slot,
+            "slotsInEpoch": 432_000,
+            "transactionCount": self.ledger.transaction_count,
+        }
+
+    def get_latest_blockhash(self, params: list[Any]) -> dict[str, Any]:
+        blockhash, last_valid = self.ledger.latest_blockhash(_config(params, 0).get("commitment", "finalized"))
+        return self._context({"blockhash": str(blockhash), "lastValidBlockHeight": last_valid})
+
+    def is_blockhash_valid(self, params: list[Any]) -> dict[str, Any]:
+        try:
+            blockhash = Hash.from_string(_param(params, 0, ""))
+        except Exception as exc:
+            raise Rejected(INVALID_PARAMS, "Invalid param: Invalid blockhash") from exc
+        return self._context(self.ledger.blockhash_valid(blockhash))
+
+    # ----------------------------------------------------------- accounts
+    def get_balance(self, params: list[Any]) -> dict[str, Any]:
+        account = self.ledger.svm.get_account(_pubkey(_param(params, 0)))
+        return self._context(account.lamports if account else 0)
+
+    def _account_json(self, account: Account | None, config: dict[str, Any]) -> dict[str, Any] | None:
+        if account is None:
+            return None
+        data = bytes(account.data)
+        encoding = config.get("encoding", "base58")
+        data_slice = config.get("dataSlice")
+        if isinstance(data_slice, dict):
+            offset, length = int(data_slice.get("offset", 0)), int(data_slice.get("length", 0))
+            data = data[offset : offset + length]
+        encoded: Any
+        if encoding == "jsonParsed" and not data_slice:
+            encoded = self._parsed_token_account(account) or [base64.b64encode(data).decode(), "base64"]
+        elif encoding == "base58":
+            encoded = [b58encode(data), "base58"]
+        elif encoding in ("base64", "jsonParsed"):
+            encoded = [base64.b64encode(data).decode(), "base64"]
+        else:
+            raise Rejected(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
+        return {
+            "data": encoded,
+            "executable": account.executable,
+            "lamports": account.lamports,
+            "owner": str(account.owner),
+            "rentEpoch": 18_446_744_073_709_551_615,
+            "space": len(bytes(account.data)),
+        }
+
+    def _parsed_token_account(self, account: Account) -> dict[str, Any] | None:
+        balance = read_token_account(account)
+        if balance is None:
+            return None
+        decimals = read_mint_decimals(self.ledger.svm.get_account(balance.mint)) or 0
+        program = "spl-token" if account.owner == TOKEN_PROGRAM_ID else "spl-token-2022"
+        return {
+            "program": program,
+            "parsed": {
+                "info": {
+                    "isNative": str(balance.mint) == "So11111111111111111111111111111111111111112",
+                    "mint": str(balance.mint),
+                    "owner": str(balance.owner),
+                    "state": "initialized",
+                    "tokenAmount": ui_token_amount(balance.amount, decimals),
+                },
+                "type": "account",
+            },
+            "space": len(bytes(account.data)),
+        }
+
+    def get_account_info(self, params: list[Any]) -> dict[str, Any]:
+        config = _config(params, 1)
+        account = self.ledger.svm.get_account(_pubkey(_param(params, 0)))
+        return self._context(self._account_json(account, config))
+
+    def get_multiple_accounts(self, params: list[Any]) -> dict[str, Any]:
+        keys = _param(params, 0, [])
+        if not isinstance(keys, list) or len(keys) > 100:
+            raise Rejected(INVALID_PARAMS, "Invalid params: expected at most 100 pubkeys")
+        config = _config(params, 1)
+        config.setdefault("encoding", "base64")
+        accounts = [self.ledger.svm.get_account(_pubkey(k)) for k in keys]
+        return self._context([self._account_json(a, config) for a in accounts])
+
+    def _program_accounts(self, program: Pubkey, filters: list[Any]) -> list[tuple[Pubkey, Account]]:
+        found = []
+        for address, account in self.ledger.svm.get_program_accounts(program):
+            data = bytes(account.data)
+            if all(_matches(data, f) for f in filters):
+                found.append((address, account))
+        return found
+
+    def get_program_accounts(self, params: list[Any]) -> Any:
+        program = _pubkey(_param(params, 0))
+        config = _config(params, 1)
+        filters = config.get("filters", [])
+        if not isinstance(filters, list):
+            raise Rejected(INVALID_PARAMS, "Invalid params: filters must be an array")
+        config.setdefault("encoding", "base64")
+        rows = [
+            {"pubkey": str(address), "account": self._account_json(account, config)}
+            for address, account in self._program_accounts(program, filters)
+        ]
+        return self._context(rows) if config.get("withContext") else rows
+
+    def get_token_account_balance(self, params: list[Any]) -> dict[str, Any]:
+        account = self.ledger.svm.get_account(_pubkey(_param(params, 0)))
+        balance = read_token_account(account)
+        if balance is None:
+            raise Rejected(INVALID_PARAMS, "Invalid param: could not find account")
+        decimals = read_mint_decimals(self.ledger.svm.get_account(balance.mint)) or 0
+        return self._context(ui_token_amount(balance.amount, decimals))
+
+    def get_token_accounts_by_owner(self, params: list[Any]) -> dict[str, Any]:
+        owner = _pubkey(_param(params, 0))
+        which = _config(params, 1)
+        config = _config(params, 2)
+        config.setdefault("encoding", "base64")
+        if "mint" in which:
+            mint, programs = _pubkey(which["mint"]), [TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID]
+        elif "programId" in which:
+            mint, programs = None, [_pubkey(which["programId"])]
+        else:
+            raise Rejected(INVALID_PARAMS, "Invalid params: expected {mint} or {programId}")
+        rows = []
+        for program in programs:
+            for address, account in self._program_accounts(program, []):
+                balance = read_token_account(account)
+                if balance is None or balance.owner != owner or (mint is not None and balance.mint != mint):
+                    continue
+                rows.append({"pubkey": str(address), "account": self._account_json(account, config)})
+        return self._context(rows)
+
+    def get_minimum_balance(self, params: list[Any]) -> int:
+        size = _param(params, 0)
+        if not isinstance(size, int) or size < 0:
+            raise Rejected(INVALID_PARAMS, "Invalid params: expected a data length")
+        return int(self.ledger.svm.minimum_balance_for_rent_exemption(size))
+
+    def get_fee_for_message(self, params: list[Any]) -> dict[str, Any]:
+        raw = _decode_tx(_param(params, 0), "base64")
+        count = raw[0] if raw and raw[0] < 0x80 else (raw[1] if len(raw) > 1 else 0)  # header: num signatures
+        return self._context(count * LAMPORTS_PER_SIGNATURE)
+
+    def request_airdrop(self, params: list[Any]) -> str:
+        address = _pubkey(_param(params, 0))
+        lamports = _param(params, 1)
+        if not isinstance(lamports, int) or lamports <= 0:
+            raise Rejected(INVALID_PARAMS, "Invalid params: lamports must be a positive integer")
+        return str(self.ledger.airdrop(address, lamports))
+
+    # -------------------------------------------------------- transactions
+    def send_transaction(self, params: list[Any]) -> str:
+        config = _config(params, 1)
+        raw = _decode_tx(_param(params, 0), config.get("encoding", "base58"))
+        return str(self.ledger.send(raw, skip_preflight=bool(config.get("skipPreflight", False))))
+
+    def simulate_transaction(self, params: list[Any]) -> dict[str, Any]:
+        config = _config(params, 1)
+        raw = _decode_tx(_param(params, 0), config.get("encoding", "base58"))
+        sig_verify = bool(config.get("sigVerify", False))
+        replace = bool(config.get("replaceRecentBlockhash", False))
+        if sig_verify and replace:
+            raise Rejected(INVALID_PARAMS, "sigVerify may not be used with replaceRecentBlockhash")
+        tx = self.ledger.parse(raw)
+        replacement = None
+        if replace:
+            blockhash, last_valid = self.ledger.latest_blockhash("confirmed")
+            replacement = {"blockhash": str(blockhash), "lastValidBlockHeight": last_valid}
+        elif not self.ledger.blockhash_valid(tx.message.recent_blockhash):
+            return self._context(_sim_value("BlockhashNotFound", [], 0, None))
+        if sig_verify and not all(tx.verify_with_results()):
+            return self._context(_sim_value("SignatureFailure", [], 0, None))
+        result = self.ledger.simulate(tx, sig_verify=False)
+        if isinstance(result, FailedTransactionMetadata):
+            meta = result.meta()
+            value = _sim_value(error_json(result.err()), list(meta.logs()), meta.compute_units_consumed(), replacement)
+        else:
+            meta = result.meta()
+            value = _sim_value(None, list(meta.logs()), meta.compute_units_consumed(), replacement)
+        return self._context(value)
+
+    def get_signature_statuses(self, params: list[Any]) -> dict[str, Any]:
+        signatures = _param(params, 0, [])
+        if not isinstance(signatures, list) or len(signatures) > 256:
+            raise Rejected(INVALID_PARAMS, "Invalid params: expected at most 256 signatures")
+        search = bool(_config(params, 1).get("searchTransactionHistory", False))
+        return self._context([self.ledger.status(_signature(s), search) for s in signatures])
+
+    def get_transaction(self, params: list[Any]) -> dict[str, Any] | None:
+        signature = _signature(_param(params, 0))
+        config = _param(params, 1, {})
+        if isinstance(config, str):  # the old positional encoding form
+            config = {"encoding": config}
+        commitment = config.get("commitment", "finalized")
+        if commitment == "processed":
+            raise Rejected(INVALID_PARAMS, "Method does not support commitment below `confirmed`")
+        record = self.ledger.record_at(signature, commitment)
+        if record is None or not record.raw:
+            return None
+        tx = VersionedTransaction.from_bytes(record.raw)
+        version = tx.version if isinstance(tx.version, int) else None
+        if version is not None and config.get("maxSupportedTransactionVersion") is None:
+            raise Rejected(
+                -32015,
+                "Transaction version (0) is not supported by the requesting client. "
+                "Please try the request again with the following configuration parameter: "
+                '"maxSupportedTransactionVersion": 0',
+            )
+        encoding = config.get("encoding", "json")
+        out: dict[str, Any] = {
+            "slot": record.slot,
+            "blockTime": record.block_time,
+            "meta": _meta_json(record),
+            "transaction": _transaction_json(tx, record.raw, encoding),
+            "version": version if version is not None else "legacy",
+        }
+        return out
+
+
+def _matches(data: bytes, spec: Any) -> bool:
+    if not isinstance(spec, dict):
+        raise Rejected(INVALID_PARAMS, "Invalid params: bad filter")
+    if "dataSize" in spec:
+        return len(data) == int(spec["dataSize"])
+    memcmp = spec.get("memcmp")
+    if isinstance(memcmp, dict):
+        offset = int(memcmp.get("offset", 0))
+        wanted = _decode_tx(memcmp.get("bytes", ""), memcmp.get("encoding", "base58"))
+        return data[offset : offset + len(wanted)] == wanted
+    raise Rejected(INVALID_PARAMS, "Invalid params: bad filter")
+
+
+def _sim_value(err: Any, logs: list[str], units: int, replacement: dict[str, Any] | None) -> dict[str, Any]:
+    value = RpcSimulateTransactionResult(err=None, logs=logs, accounts=None, units_consumed=units, return_data=None)
+    out: dict[str, Any] = json.loads(value.to_json())
+    out["err"] = err
+    out["replacementBlockhash"] = replacement
+    return out
+
+
+def _meta_json(record: TxRecord) -> dict[str, Any]:
+    return {
+        "err": record.err,
+        "status": {"Ok": None} if record.err is None else {"Err": record.err},
+        "fee": record.fee,
+        "preBalances": record.pre_balances,
+        "postBalances": record.post_balances,
+        "innerInstructions": record.inner,
+        "logMessages": record.logs,
+        "preTokenBalances": [row.to_json() for row in record.pre_token],
+        "postTokenBalances": [row.to_json() for row in record.post_token],
+        "rewards": [],
+        "loadedAddresses": {"writable": [], "readonly": []},
+        "computeUnitsConsumed": record.compute_units,
+    }
+
+
+def _transaction_json(tx: VersionedTransaction, raw: bytes, encoding: str) -> Any:
+    if encoding == "base64":
+        return [base64.b64encode(raw).decode(), "base64"]
+    if encoding == "base58":
+        return [b58encode(raw), "base58"]
+    if encoding not in ("json", "jsonParsed"):
+        raise Rejected(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
+    message = tx.message
+    header = message.header
+    body: dict[str, Any] = {
+        "accountKeys": [str(k) for k in message.account_keys],
+        "header": {
+            "numRequiredSignatures": header.num_required_signatures,
+            "numReadonlySignedAccounts": header.num_readonly_signed_accounts,
+            "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
+        },
+        "instructions": [
+            {
+                "programIdIndex": ix.program_id_index,
+                "accounts": list(ix.accounts),
+                "data": b58encode(bytes(ix.data)),
+                "stackHeight": None,
+            }
+            for ix in message.instructions
+        ],
+        "recentBlockhash": str(message.recent_blockhash),
+    }
+    lookups = getattr(message, "address_table_lookups", None)
+    if lookups is not None:
+        body["addressTableLookups"] = [
+            {
+                "accountKey": str(lookup.account_key),
+                "writableIndexes": list(lookup.writable_indexes),
+                "readonlyIndexes": list(lookup.readonly_indexes),
+            }
+            for lookup in lookups
+        ]
+    return {"signatures": [str(s) for s in tx.signatures], "message": body}
+
+
+def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "error": error, "id": request_id}
