@@ -332,7 +332,8 @@ class RpcMethods:
         if record is None or not record.raw:
             return None
         tx = VersionedTransaction.from_bytes(record.raw)
-        version = tx.version if isinstance(tx.version, int) else None
+        tx_version = tx.version()
+        version = tx_version if isinstance(tx_version, int) else None
         if version is not None and config.get("maxSupportedTransactionVersion") is None:
             raise Rejected(
                 -32015,

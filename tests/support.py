@@ -248,3 +248,36 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.05
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# ---------------------------------------------------------------- local Solana cluster (issue 12)
+def solana_programs_available() -> bool:
+    """Whether the venue program binaries are found (SOLANA_PROGRAMS_DIR or ../shared/solana/programs)."""
+    from localnet.programs import programs_dir
+
+    found = programs_dir()
+    return found is not None and all((found / f).is_file() for f in ("raydium_cp_swap.so", "meteora_dlmm.so"))
+
+
+@contextlib.contextmanager
+def local_cluster(work_dir: Path, **options: Any) -> Iterator[Any]:
+    """A local Solana cluster of the caller's own on a free port (`localnet.ClusterProcess`), stopped after.
+
+    Gives the process: `.rpc_url`, `.registry_path`, `.wallet_path`, `.registry()`; `cluster_env(c)`
+    is what the handlers need to use it. Skip the test first when `solana_programs_available()` is False.
+    """
+    from localnet import ClusterProcess
+
+    cluster = ClusterProcess(work_dir=work_dir, **options).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def cluster_env(cluster: Any) -> dict[str, str]:
+    return {
+        "SOLANA_RPC_URL": cluster.rpc_url,
+        "SOLANA_POOLS_FILE": str(cluster.registry_path),
+        "WALLET_KEYPAIR_PATH": str(cluster.wallet_path),
+    }
