@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e package clean browser bench
+.PHONY: run test lint typecheck unit e2e package clean browser bench solana-programs
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (Python 3.11)"; exit 1; }
@@ -14,9 +14,19 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	touch $(STAMP)
 
-## Set up and run the engine on this machine (REST :8000, WebSocket :8001, emulator :4566).
+## Local Solana cluster started beside the emulator (localnet/README.md); RPC on SOLANA_RPC_PORT (8899).
+## Without the program binaries it says so and `make run` goes on with the modelled market.
+LOCALNET_CMD := $(PY) -m localnet --wallet .localnet/wallet.json --registry-out .localnet/registry.json
+
+## Set up and run the engine on this machine (REST :8000, WebSocket :8001, emulator :4566, Solana RPC :8899).
 run: $(STAMP)
-	$(PY) -m offline --app-dir . --stage dev
+	$(PY) -m offline --app-dir . --stage dev --optional-sidecar "$(LOCALNET_CMD)"
+
+## Fetch the venue programs from a mainnet RPC (getAccountInfo of each ProgramData account) into SOLANA_PROGRAMS_DIR.
+SOLANA_PROGRAMS_DIR ?= .localnet/programs
+SOLANA_MAINNET_RPC_URL ?= https://api.mainnet-beta.solana.com
+solana-programs: $(STAMP)
+	$(PY) -m localnet.dump --rpc-url $(SOLANA_MAINNET_RPC_URL) --out $(SOLANA_PROGRAMS_DIR)
 
 ## Set up and run everything CI runs: ruff, mypy, unit, integration and e2e tests.
 test: $(STAMP) browser lint typecheck

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         where = programs or "SOLANA_PROGRAMS_DIR / ../shared/solana/programs"
         print(
-            f"localnet: no program binaries ({', '.join(missing)} not in {where}); "
-            "set SOLANA_PROGRAMS_DIR or run `make solana-programs`",
+            f"localnet: no program binaries ({', '.join(missing)} not in {where}): no local Solana cluster. "
+            "Set SOLANA_PROGRAMS_DIR, or fetch them from mainnet with `make solana-programs`.",
             file=sys.stderr,
         )
         return EXIT_NO_PROGRAMS
@@ -84,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"localnet: genesis failed: {exc}", file=sys.stderr)
         return 1
     ledger = Ledger(svm, valid_slots=args.blockhash_valid_slots, seed=args.seed, faults=faults)
-    registry_path = Path(args.registry_out)
+    registry_path = Path(args.registry_out).resolve()
     registry_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = registry_path.with_suffix(registry_path.suffix + ".tmp")
     tmp.write_text(json.dumps(result.registry, indent=2) + "\n")
@@ -107,16 +106,23 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    url = f"http://{args.host}:{port}"
+    env = {
+        "SOLANA_RPC_URL": url,
+        "SOLANA_POOLS_FILE": registry,
+        "WALLET_KEYPAIR_PATH": str(Path(args.wallet).resolve()),
+    }
     _say(
         "ready",
-        rpcUrl=f"http://{args.host}:{port}",
+        name="Solana RPC",
+        url=url,
         port=port,
         wallet=wallet,
         registry=registry,
+        env=env,
         pools=pools,
         genesisMs=round(genesis_s * 1000, 1),
         slotMs=args.slot_ms,
-        at=time.time(),
     )
     await stop.wait()
     await runner.cleanup()

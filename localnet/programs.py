@@ -20,12 +20,13 @@ def _shared(sub: str) -> Path | None:
 
 
 def programs_dir(explicit: str | None = None) -> Path | None:
-    """SOLANA_PROGRAMS_DIR, else ../shared/solana/programs when it exists; None when neither."""
+    """SOLANA_PROGRAMS_DIR, else ../shared/solana/programs, else .localnet/programs (`make solana-programs`)."""
     value = explicit or os.environ.get("SOLANA_PROGRAMS_DIR")
     if value:
         path = Path(value)
         return path if path.is_dir() else None
-    return _shared("programs")
+    dumped = PROJECT_DIR / ".localnet" / "programs"
+    return _shared("programs") or (dumped if dumped.is_dir() else None)
 
 
 def accounts_dir(explicit: str | None = None) -> Path | None:

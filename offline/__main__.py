@@ -14,6 +14,7 @@ from types import FrameType
 from .heap import freeze_during_warmup
 from .logs import log, log_error
 from .runtime import DEFAULT_TEMPLATE, LocalRuntime
+from .sidecar import Sidecar
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -43,6 +44,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="CloudFormation template to provision, relative to --app-dir ('' for none)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    parser.add_argument(
+        "--sidecar", action="append", default=[], metavar="CMD", help="a service to start first (offline/sidecar.py)"
+    )
+    parser.add_argument(
+        "--optional-sidecar", action="append", default=[], metavar="CMD", help="the same, skipped if it gives up"
+    )
     return parser.parse_args(argv)
 
 
@@ -61,6 +68,7 @@ def banner(runtime: LocalRuntime) -> str:
             f"  AWS endpoint    {urls.aws}",
             f"  WS routes       {ws_routes or 'none'}",
             f"  SQS handlers    {sqs}",
+            *[f"  {car.name:<15} {car.ready.get('url', '')}" for car in runtime.sidecars if car.ready],
             "  Press Ctrl-C to stop.",
             "",
         ]
@@ -86,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ws_port=args.ws_port,
         template=args.template or None,
         host=args.host,
+        sidecars=(
+            *(Sidecar(cmd) for cmd in args.sidecar),
+            *(Sidecar(cmd, optional=True) for cmd in args.optional_sidecar),
+        ),
     )
     try:
         urls = runtime.start()

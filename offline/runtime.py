@@ -28,6 +28,7 @@ from .logs import log, log_error
 from .provision import load_template, provision
 from .rest import RestServer
 from .schedules import ScheduleRunner
+from .sidecar import Sidecar
 from .sqs import SqsPoller
 from .websocket import WebSocketGateway
 
@@ -77,6 +78,7 @@ class LocalRuntime:
         host: str = "127.0.0.1",
         poll_wait_seconds: int = 2,
         shutdown_grace_seconds: float = 5.0,
+        sidecars: tuple[Sidecar, ...] = (),
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.app_ref = app_ref
@@ -87,6 +89,7 @@ class LocalRuntime:
         self.template = template
         self.poll_wait_seconds = poll_wait_seconds
         self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.sidecars = list(sidecars)  # offline/sidecar.py: started before the app, env set for it
 
         self.emulator: Emulator | None = None
         self.module: ModuleType | None = None
@@ -159,6 +162,11 @@ class LocalRuntime:
             if before.get(key) != value:
                 self._saved_env.setdefault(key, before.get(key))
                 self.env[key] = value
+
+        self.sidecars = [car for car in self.sidecars if car.start()]
+        for key, value in (item for car in self.sidecars for item in car.env.items()):
+            if key not in explicit:
+                self._setenv(key, value)
 
         disk = project.read_config_file(self.app_dir)
         app_name = str(disk.get("app_name") or self.app_dir.name)
@@ -300,6 +308,8 @@ class LocalRuntime:
             except Exception as exc:  # noqa: BLE001 - keep shutting down
                 log_error("emulator_stop_error", exc)
             self.emulator = None
+        for car in self.sidecars:
+            car.stop()
         self._restore_env()
         self._unload()
         if self._counting_aws_calls:

@@ -349,3 +349,29 @@ def test_get_transaction_base64_and_version_guard(cluster, registry, wallet):
     assert raw == [b64(tx), "base64"]
     error = call_error(cluster, "getTransaction", signature, {"commitment": "confirmed"})
     assert error["code"] == -32015
+
+
+# ------------------------------------------------------------ make solana-programs
+def test_make_solana_programs_dumps_programdata_from_a_cluster(cluster, tmp_path):
+    """Against this local cluster (no internet here): LiteSVM serves each program as an
+    upgradeable-loader program with a ProgramData account, the shape mainnet has."""
+    import subprocess
+
+    from localnet.programs import PROJECT_DIR, programs_dir
+
+    out = tmp_path / "programs"
+    done = subprocess.run(
+        ["make", "-s", "solana-programs", f"SOLANA_MAINNET_RPC_URL={cluster.rpc_url}", f"SOLANA_PROGRAMS_DIR={out}"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    shipped = programs_dir()
+    assert shipped is not None
+    for name in ("raydium_cp_swap.so", "meteora_dlmm.so"):
+        dumped, original = (out / name).read_bytes(), (shipped / name).read_bytes()
+        assert dumped[:4] == b"\x7fELF"
+        assert dumped.rstrip(b"\0") == original.rstrip(b"\0")
+    assert "sha256" in done.stdout
