@@ -15,12 +15,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 ## Local Solana cluster started beside the emulator (localnet/README.md); RPC on SOLANA_RPC_PORT (8899).
-## Without the program binaries it says so and `make run` goes on with the modelled market.
+## Without the program binaries it says so and `make run` goes on with the modelled market;
+## with SOLANA_RPC_URL set (devnet, mainnet, a cluster of your own) none is started.
 LOCALNET_CMD := $(PY) -m localnet --wallet .localnet/wallet.json --registry-out .localnet/registry.json
+LOCALNET_SIDECAR := $(if $(SOLANA_RPC_URL),,--optional-sidecar "$(LOCALNET_CMD)")
 
 ## Set up and run the engine on this machine (REST :8000, WebSocket :8001, emulator :4566, Solana RPC :8899).
 run: $(STAMP)
-	$(PY) -m offline --app-dir . --stage dev --optional-sidecar "$(LOCALNET_CMD)"
+	$(PY) -m offline --app-dir . --stage dev $(LOCALNET_SIDECAR)
 
 ## Fetch the venue programs from a mainnet RPC (getAccountInfo of each ProgramData account) into SOLANA_PROGRAMS_DIR.
 SOLANA_PROGRAMS_DIR ?= .localnet/programs
