@@ -16,6 +16,7 @@ from solders.litesvm import LiteSVM
 
 from .faults import Faults, FaultsError, parse_delay
 from .genesis import GenesisError, build, load_genesis
+from .launch import Launcher
 from .ledger import Ledger
 from .programs import PROJECT_DIR, accounts_dir, missing_programs, programs_dir
 from .server import ClusterServer
@@ -88,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = registry_path.with_suffix(registry_path.suffix + ".tmp")
     tmp.write_text(json.dumps(result.registry, indent=2) + "\n")
     tmp.replace(registry_path)
-    server = ClusterServer(ledger, slot_ms=args.slot_ms, extra={"registry": result.registry})
+    launcher = Launcher(result.maker, result.registry, registry_path)
+    server = ClusterServer(ledger, slot_ms=args.slot_ms, extra={"registry": result.registry}, launcher=launcher)
     return asyncio.run(
         _serve(server, args, result.seconds, len(result.registry["pools"]), str(wallet.pubkey()), str(registry_path))
     )

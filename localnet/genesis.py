@@ -29,7 +29,7 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from . import meteora, raydium
 from .spl import NATIVE_MINT, SYSTEM_PROGRAM_ID, ata, mint_account, token_account
 
-__all__ = ["Genesis", "GenesisError", "GenesisResult", "build", "load_genesis"]
+__all__ = ["Genesis", "GenesisError", "GenesisResult", "PoolMaker", "TokenSpec", "build", "create_pool", "load_genesis"]
 
 GENESIS_CLOCK_LAG_S = 60  # pools open "now + 1" at creation: create them in the past
 
@@ -44,6 +44,9 @@ class TokenSpec:
     mint: Pubkey
     decimals: int
 
+    def base_units(self, whole: str | int | Decimal) -> int:
+        return int(Decimal(str(whole)).scaleb(self.decimals).to_integral_value())
+
 
 @dataclass
 class Genesis:
@@ -56,8 +59,7 @@ class Genesis:
             self.tokens[t["symbol"]] = TokenSpec(t["symbol"], Pubkey.from_string(t["mint"]), int(t["decimals"]))
 
     def base_units(self, symbol: str, whole: str | int | Decimal) -> int:
-        token = self.tokens[symbol]
-        return int(Decimal(str(whole)).scaleb(token.decimals).to_integral_value())
+        return self.tokens[symbol].base_units(whole)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class GenesisResult:
     wallet: Pubkey
     seconds: float
     transactions: int
+    maker: PoolMaker  # keeps the local authorities, for pools made later (localnet/launch.py)
 
 
 def load_genesis(path: str | Path) -> Genesis:
@@ -82,7 +85,9 @@ def _seeded_keypair(seed: int, role: str) -> Keypair:
     return Keypair.from_seed(hashlib.sha256(f"localnet|{seed}|{role}".encode()).digest())
 
 
-class _Builder:
+class PoolMaker:
+    """Sends the programs' pool-creation instructions as the local liquidity provider."""
+
     def __init__(self, svm: LiteSVM, genesis: Genesis, programs_dir: Path, accounts_dir: Path, seed: int) -> None:
         self.svm = svm
         self.genesis = genesis
@@ -103,6 +108,15 @@ class _Builder:
         self.svm.set_account(address, token_account(mint, owner, amount, self.rent(165)))
         self.supply[mint] = self.supply.get(mint, 0) + amount
         return address
+
+    def fund_provider(self, plans: list[_PoolPlan]) -> None:
+        """The provider holds exactly what the planned pools will take (its token accounts are rewritten)."""
+        need: dict[Pubkey, int] = {}
+        for plan in plans:
+            for mint, amount in plan.deposits.items():
+                need[mint] = need.get(mint, 0) + amount
+        for mint, amount in need.items():
+            self.set_token_account(self.provider.pubkey(), mint, amount)
 
     def symbol_of(self, mint: Pubkey) -> str:
         return next(t.symbol for t in self.genesis.tokens.values() if t.mint == mint)
@@ -163,7 +177,7 @@ def build(
 ) -> GenesisResult:
     """Fill `svm` from `genesis`; the registry of what was created."""
     started = time.perf_counter()
-    b = _Builder(svm, genesis, programs_dir, accounts_dir, seed)
+    b = PoolMaker(svm, genesis, programs_dir, accounts_dir, seed)
     b.load_programs()
     b.load_accounts()
     _clock(svm, int(time.time()) - GENESIS_CLOCK_LAG_S)
@@ -176,19 +190,8 @@ def build(
         b.set_token_account(wallet, genesis.tokens[symbol].mint, genesis.base_units(symbol, amount))
 
     plans = [_plan_pool(genesis, spec) for spec in genesis.raw.get("pools", [])]
-    need: dict[Pubkey, int] = {}
-    for plan in plans:
-        for mint, amount in plan.deposits.items():
-            need[mint] = need.get(mint, 0) + amount
-    for mint, amount in need.items():
-        b.set_token_account(b.provider.pubkey(), mint, amount)
-
-    pools: list[dict[str, Any]] = []
-    for index, plan in enumerate(plans):
-        if plan.dex == "raydium":
-            pools.append(_create_cpmm(b, plan))
-        elif plan.dex == "meteora":
-            pools.append(_create_dlmm(b, plan, index))
+    b.fund_provider(plans)
+    pools = [_create(b, plan, index) for index, plan in enumerate(plans)]
     b.write_mints()
     _clock(svm, int(time.time()))
 
@@ -198,7 +201,7 @@ def build(
         "tokens": [{"symbol": t.symbol, "mint": str(t.mint), "decimals": t.decimals} for t in genesis.tokens.values()],
         "pools": pools,
     }
-    return GenesisResult(registry, wallet, time.perf_counter() - started, b.sent)
+    return GenesisResult(registry, wallet, time.perf_counter() - started, b.sent, b)
 
 
 # --------------------------------------------------------------------- pools
@@ -220,16 +223,16 @@ def _plan_pool(genesis: Genesis, spec: dict[str, Any]) -> _PoolPlan:
     if dex == "raydium":
         depth = Decimal(spec["baseDepth"])
         deposits = {
-            base.mint: genesis.base_units(base.symbol, depth),
-            quote.mint: genesis.base_units(quote.symbol, depth * price),
+            base.mint: base.base_units(depth),
+            quote.mint: quote.base_units(depth * price),
         }
         return _PoolPlan(dex, spec, base, quote, deposits)
     if dex == "meteora":
         bin_step, half = int(spec["binStep"]), int(spec.get("halfWidth", 60))
         active = meteora.active_id_for_price(price, bin_step, base.decimals, quote.decimals)
         half_value = Decimal(spec["quoteValue"]) / 2
-        y_per_bin = genesis.base_units(quote.symbol, half_value) // (half + 1)
-        x_per_bin = genesis.base_units(base.symbol, half_value / price) // (half + 1)
+        y_per_bin = quote.base_units(half_value) // (half + 1)
+        x_per_bin = base.base_units(half_value / price) // (half + 1)
         bins = [
             (b, x_per_bin if b >= active else 0, y_per_bin if b <= active else 0)
             for b in range(active - half, active + half + 1)
@@ -239,7 +242,20 @@ def _plan_pool(genesis: Genesis, spec: dict[str, Any]) -> _PoolPlan:
     raise GenesisError(f"unknown dex {dex!r} in genesis pool {spec}")
 
 
-def _create_cpmm(b: _Builder, plan: _PoolPlan) -> dict[str, Any]:
+def create_pool(maker: PoolMaker, spec: dict[str, Any], preset_index: int) -> dict[str, Any]:
+    """One more pool after genesis (same rules as genesis pools); its registry entry."""
+    plan = _plan_pool(maker.genesis, spec)
+    maker.fund_provider([plan])
+    entry = _create(maker, plan, preset_index)
+    maker.write_mints()
+    return entry
+
+
+def _create(b: PoolMaker, plan: _PoolPlan, index: int) -> dict[str, Any]:
+    return _create_cpmm(b, plan) if plan.dex == "raydium" else _create_dlmm(b, plan, index)
+
+
+def _create_cpmm(b: PoolMaker, plan: _PoolPlan) -> dict[str, Any]:
     rd = b.genesis.raw["raydium"]
     pool, ix = raydium.initialize_pool(
         b.programs["raydium"],
@@ -260,7 +276,7 @@ def _create_cpmm(b: _Builder, plan: _PoolPlan) -> dict[str, Any]:
     }
 
 
-def _create_dlmm(b: _Builder, plan: _PoolPlan, index: int) -> dict[str, Any]:
+def _create_dlmm(b: PoolMaker, plan: _PoolPlan, index: int) -> dict[str, Any]:
     program = b.programs["meteora"]
     spec = plan.spec
     preset = meteora.DlmmPreset(

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from .faults import Faults, FaultsError
+from .launch import Launcher, LaunchError, PendingLaunch
 from .ledger import Ledger
 from .rpc import RpcMethods
 
@@ -21,13 +22,16 @@ MAX_BODY_BYTES = 50 * 1024 * 1024
 class ClusterServer:
     """Serves one ledger; advances a slot every `slot_ms` of wall time."""
 
-    def __init__(self, ledger: Ledger, slot_ms: int = 400, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, slot_ms: int = 400, extra: dict[str, Any] | None = None, launcher: Launcher | None = None
+    ) -> None:
         self.ledger = ledger
         self.rpc = RpcMethods(ledger)
         self.slot_ms = slot_ms
         self.extra = extra or {}  # registry etc., served for convenience
         self._default_faults = Faults(land_delay_slots=ledger.faults.land_delay_slots, drop_ppm=ledger.faults.drop_ppm)
         self._ticker: asyncio.Task[None] | None = None
+        self.launcher = launcher
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -37,6 +41,7 @@ class ClusterServer:
         app.router.add_post("/_localnet/faults", self.post_faults)
         app.router.add_post("/_localnet/reset-faults", self.reset_faults)
         app.router.add_get("/_localnet/registry", self.get_registry)
+        app.router.add_post("/_localnet/launch", self.launch)
         app.on_startup.append(self._start_ticker)
         app.on_cleanup.append(self._stop_ticker)
         return app
@@ -88,6 +93,24 @@ class ClusterServer:
         d = self._default_faults
         self.ledger.faults = Faults(land_delay_slots=d.land_delay_slots, drop_ppm=d.drop_ppm)
         return await self.get_faults(request)
+
+    async def launch(self, request: web.Request) -> web.Response:
+        if self.launcher is None:
+            return _json({"error": "not_found", "message": "this cluster has no launcher"}, status=404)
+        try:
+            pending, delay_s = self.launcher.prepare(json.loads(await request.read() or b"{}"))
+        except (ValueError, LaunchError) as exc:
+            return _json({"error": "bad_request", "message": str(exc)}, status=400)
+        asyncio.get_running_loop().call_later(delay_s, self._create_launched, pending)
+        return _json(pending.answer, status=201)
+
+    def _create_launched(self, pending: PendingLaunch) -> None:
+        try:
+            entry = self.launcher.create(pending) if self.launcher else None
+        except Exception as exc:  # noqa: BLE001 - a failed launch must not stop the cluster
+            print(json.dumps({"event": "launch_failed", "mint": pending.answer["mint"], "error": str(exc)}), flush=True)
+            return
+        print(json.dumps({"event": "launched", **pending.answer, "entry": entry}), flush=True)
 
     async def get_registry(self, request: web.Request) -> web.Response:
         return _json(self.extra.get("registry", {}))

@@ -99,3 +99,18 @@ def signed(payer: Keypair, instructions: list[Instruction], blockhash: str, cu: 
         payer.pubkey(), [set_compute_unit_limit(cu), *instructions], [], Hash.from_string(blockhash)
     )
     return VersionedTransaction(message, [payer])
+
+
+def create_ata_idempotent(payer: Pubkey, owner: Pubkey, mint: str) -> Instruction:
+    """The Associated Token Account program's CreateIdempotent (instruction 1)."""
+    program = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
+    m = Pubkey.from_string(mint)
+    accounts = [
+        _m(payer, writable=True, signer=True),
+        _m(get_associated_token_address(owner, m), writable=True),
+        _m(owner),
+        _m(m),
+        _m(Pubkey.from_string("11111111111111111111111111111111")),
+        _m(TOKEN),
+    ]
+    return Instruction(program, bytes([1]), accounts)

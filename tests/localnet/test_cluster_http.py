@@ -19,7 +19,7 @@ from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 
 from localnet import rpc_call
-from tests.localnet.swaps import cpmm_swap, dlmm_swap, find_pool, mint_of, signed
+from tests.localnet.swaps import cpmm_swap, create_ata_idempotent, dlmm_swap, find_pool, mint_of, signed
 from tests.support import local_cluster, solana_programs_available, wait_until
 
 pytestmark = pytest.mark.skipif(not solana_programs_available(), reason="no Solana program binaries")
@@ -375,3 +375,57 @@ def test_make_solana_programs_dumps_programdata_from_a_cluster(cluster, tmp_path
         assert dumped[:4] == b"\x7fELF"
         assert dumped.rstrip(b"\0") == original.rstrip(b"\0")
     assert "sha256" in done.stdout
+
+
+# ------------------------------------------------------------------ launches (issue 17)
+def _registry_over_http(cluster) -> dict[str, Any]:
+    with urllib.request.urlopen(cluster.rpc_url + "/_localnet/registry", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_launch_a_mint_then_its_raydium_pool_later(cluster):
+    code, launched = _post(cluster, "/_localnet/launch", {"symbol": "NEW", "decimals": 6, "afterMs": 600})
+    assert code == 201 and launched["dex"] == "raydium" and launched["symbol"] == "NEW"
+    mint = call(cluster, "getAccountInfo", launched["mint"], {"encoding": "base64"})["value"]
+    assert mint["owner"] == "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+    assert call(cluster, "getAccountInfo", launched["pool"], {"encoding": "base64"})["value"] is None
+    wait_until(
+        lambda: call(cluster, "getAccountInfo", launched["pool"], {"encoding": "base64"})["value"], 10, "the pool"
+    )
+    assert call(cluster, "getAccountInfo", launched["pool"], {"encoding": "base64"})["value"]["owner"] == CPMM
+    listed = [p for p in _registry_over_http(cluster)["pools"] if p["address"] == launched["pool"]]
+    assert len(listed) == 1 and launched["mint"] in listed[0]["mints"]
+    assert any(p["address"] == launched["pool"] for p in json.loads(cluster.registry_path.read_text())["pools"])
+
+
+def test_launched_meteora_pool_trades(cluster, wallet):
+    code, launched = _post(
+        cluster, "/_localnet/launch", {"symbol": "SNIPE", "decimals": 6, "afterMs": 0, "dex": "meteora"}
+    )
+    assert code == 201
+    pool = wait_until(
+        lambda: next((p for p in _registry_over_http(cluster)["pools"] if p["address"] == launched["pool"]), None),
+        10,
+        "the launched pair",
+    )
+    registry = _registry_over_http(cluster)
+    sol = mint_of(registry, "SOL")
+    me = wallet.pubkey()
+    instructions = [create_ata_idempotent(me, me, launched["mint"]), dlmm_swap(registry, pool, me, sol, 10**8, 1)]
+    tx = signed(wallet, instructions, blockhash(cluster)["blockhash"])
+    signature = send(cluster, tx)
+    wait_status(cluster, signature)
+    meta = get_tx(cluster, signature)["meta"]
+    assert meta["err"] is None
+    assert token_delta(meta, str(wallet.pubkey()), launched["mint"]) > 0  # ~0.1 SOL at 0.0001 SOL each: ~1000
+
+
+def test_bad_launches_are_400(cluster):
+    for body in (
+        {"decimals": 6},
+        {"symbol": "X", "decimals": 12},
+        {"symbol": "X", "dex": "orca"},
+        {"symbol": "X", "afterMs": -1},
+    ):
+        code, answer = _post(cluster, "/_localnet/launch", body)
+        assert code == 400 and answer["error"] == "bad_request", body
