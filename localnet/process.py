@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -27,6 +28,12 @@ class ClusterStartError(RuntimeError):
         super().__init__(f"{message}\n{output}")
         self.returncode = returncode
         self.output = output
+
+
+def _die_with_parent() -> None:
+    """In the child: Linux sends it SIGTERM when the parent dies, so no cluster outlives a killed test."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _free_port(host: str) -> int:
@@ -127,7 +134,13 @@ class ClusterProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(project), env.get("PYTHONPATH", "")) if p)
         self.proc = subprocess.Popen(
-            self.command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            self.command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
