@@ -230,14 +230,8 @@ def _plan_pool(genesis: Genesis, spec: dict[str, Any]) -> _PoolPlan:
     if dex == "meteora":
         bin_step, half = int(spec["binStep"]), int(spec.get("halfWidth", 60))
         active = meteora.active_id_for_price(price, bin_step, base.decimals, quote.decimals)
-        half_value = Decimal(spec["quoteValue"]) / 2
-        y_per_bin = quote.base_units(half_value) // (half + 1)
-        x_per_bin = base.base_units(half_value / price) // (half + 1)
-        bins = [
-            (b, x_per_bin if b >= active else 0, y_per_bin if b <= active else 0)
-            for b in range(active - half, active + half + 1)
-        ]
-        deposits = {base.mint: x_per_bin * (half + 1), quote.mint: y_per_bin * (half + 1)}
+        bins = meteora.curve_deposits(quote.base_units(Decimal(spec["quoteValue"])), active, half, bin_step)
+        deposits = {base.mint: sum(b[1] for b in bins), quote.mint: sum(b[2] for b in bins)}
         return _PoolPlan(dex, spec, base, quote, deposits, bins, active)
     raise GenesisError(f"unknown dex {dex!r} in genesis pool {spec}")
 

@@ -116,6 +116,26 @@ def active_id_for_price(price: Decimal, bin_step: int, decimals_x: int, decimals
     return int((per_base_unit.ln() / (1 + Decimal(bin_step) / 10_000).ln()).to_integral_value())
 
 
+def curve_deposits(total_value_y: int, active_id: int, half_width: int, bin_step: int) -> list[tuple[int, int, int]]:
+    """(bin, x, y) base units for a curve around the active bin: weight (half_width + 1 - |d|)^2,
+    y below the active bin, x above (worth the same at each bin's price), half of each in it."""
+    weights = {d: (half_width + 1 - abs(d)) ** 2 for d in range(-half_width, half_width + 1)}
+    total_weight = sum(weights.values())
+    step = 1 + Decimal(bin_step) / 10_000
+    out = []
+    for d, weight in weights.items():
+        value_y = total_value_y * weight // total_weight
+        price = step ** (active_id + d)  # base units of y per base unit of x
+        if d < 0:
+            out.append((active_id + d, 0, value_y))
+        elif d > 0:
+            out.append((active_id + d, int(value_y / price), 0))
+        else:
+            half = value_y // 2
+            out.append((active_id, int((value_y - half) / price), half))
+    return out
+
+
 def bin_array_index(bin_id: int) -> int:
     return bin_id // BINS_PER_ARRAY
 
