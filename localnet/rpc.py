@@ -311,7 +311,18 @@ class RpcMethods:
         else:
             meta = result.meta()
             value = _sim_value(None, list(meta.logs()), meta.compute_units_consumed(), replacement)
+            value["accounts"] = self._simulated_accounts(config.get("accounts"), dict(result.post_accounts()))
         return self._context(value)
+
+    def _simulated_accounts(self, wanted: Any, post: dict[Pubkey, Account]) -> list[Any] | None:
+        """`accounts: {addresses, encoding}`: those accounts as the simulation left them."""
+        if wanted is None:
+            return None
+        if not isinstance(wanted, dict) or not isinstance(wanted.get("addresses"), list):
+            raise Rejected(INVALID_PARAMS, "Invalid params: accounts must be {addresses: [...]}")
+        config = {"encoding": wanted.get("encoding", "base64")}
+        keys = [_pubkey(a) for a in wanted["addresses"]]
+        return [self._account_json(post.get(k) or self.ledger.svm.get_account(k), config) for k in keys]
 
     def get_signature_statuses(self, params: list[Any]) -> dict[str, Any]:
         signatures = _param(params, 0, [])

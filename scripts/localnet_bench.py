@@ -3,7 +3,8 @@
 Starts `python -m localnet` (all genesis pools) `--runs` times on a free port and prints,
 per run, the genesis time the cluster reports and the wall time until getHealth answers;
 then, on one cluster, the HTTP round trip of getLatestBlockhash, simulateTransaction and
-sendTransaction of a CPMM swap, and the time from send to `confirmed`.
+sendTransaction of a CPMM swap, the time from send to `confirmed`, and the depth of the
+SOL/USDC pools on both programs (USDC per SOL by order size, from simulations).
 
     .venv/bin/python scripts/localnet_bench.py [--runs 5] [--calls 200]
 
@@ -23,9 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
 from localnet import ClusterProcess, rpc_call
-from tests.localnet.swaps import cpmm_swap, find_pool, mint_of, signed
+from tests.localnet.swaps import cpmm_swap, dlmm_swap, find_pool, mint_of, signed
 
 
 def _ms(seconds: float) -> float:
@@ -90,7 +92,37 @@ def main() -> int:
         print(f"simulateTransaction (CPMM swap) over HTTP: {_percentiles(sims)}")
         print(f"sendTransaction with preflight over HTTP: {_percentiles(sends)}")
         print(f"send to confirmed (400 ms slots, landing 1 slot, confirmed 1 slot later): {_percentiles(confirms)}")
+        _depth_table(url, registry, wallet)
     return 0
+
+
+def _depth_table(url: str, registry: dict, wallet: Keypair) -> None:
+    """SOL -> USDC on each venue's pool, simulated on the programs: USDC per SOL by size."""
+    from solders.token.associated import get_associated_token_address
+    from solders.token.state import TokenAccount
+
+    sol, usdc = mint_of(registry, "SOL"), mint_of(registry, "USDC")
+    out_account = str(get_associated_token_address(wallet.pubkey(), Pubkey.from_string(usdc)))
+    now = int(rpc_call(url, "getTokenAccountBalance", [out_account])["result"]["value"]["amount"])
+    blockhash = rpc_call(url, "getLatestBlockhash", [{"commitment": "confirmed"}])["result"]["value"]["blockhash"]
+    print("SOL -> USDC on the genesis pools (simulateTransaction), USDC received per SOL:")
+    print(f"{'SOL in':>8} {'raydium':>10} {'meteora':>10}")
+    for size in ("1", "10", "100", "1000", "2500", "5000"):
+        row = []
+        for dex, build in (("raydium", cpmm_swap), ("meteora", dlmm_swap)):
+            pool = find_pool(registry, dex, sol, usdc)
+            lamports = int(size) * 10**9
+            tx = signed(wallet, [build(registry, pool, wallet.pubkey(), sol, lamports, 1)], blockhash, cu=1_400_000)
+            config = {"encoding": "base64", "replaceRecentBlockhash": True, "accounts": {"addresses": [out_account]}}
+            value = rpc_call(url, "simulateTransaction", [base64.b64encode(bytes(tx)).decode(), config])["result"][
+                "value"
+            ]
+            if value["err"] is not None:
+                row.append("—")
+                continue
+            after = TokenAccount.from_bytes(base64.b64decode(value["accounts"][0]["data"][0])).amount
+            row.append(f"{(after - now) / 10**6 / int(size):.3f}")
+        print(f"{size:>8} {row[0]:>10} {row[1]:>10}")
 
 
 if __name__ == "__main__":

@@ -260,3 +260,18 @@ def test_registry_matches_genesis_file():
     genesis = json.loads((PROJECT_DIR / "infra" / "localnet.json").read_text())
     pairs = {(p["dex"], p["base"], p["quote"]) for p in genesis["pools"]}
     assert len(pairs) == 16
+
+
+def test_simulate_returns_accounts_as_the_swap_leaves_them(chain):
+    from solders.token.associated import get_associated_token_address
+    from solders.token.state import TokenAccount
+
+    usdc = get_associated_token_address(chain.wallet.pubkey(), Pubkey.from_string(mint_of(chain.registry, "USDC")))
+    raw = base64.b64encode(bytes(chain.swap(10**9))).decode()
+    value = chain.result_of(
+        "simulateTransaction", raw, {"encoding": "base64", "accounts": {"addresses": [str(usdc)], "encoding": "base64"}}
+    )["value"]
+    after = TokenAccount.from_bytes(base64.b64decode(value["accounts"][0]["data"][0])).amount
+    now = int(chain.result_of("getTokenAccountBalance", str(usdc))["value"]["amount"])
+    assert 140 * 10**6 < after - now < 143 * 10**6  # 1 SOL's worth, not applied
+    assert chain.result_of("simulateTransaction", raw, {"encoding": "base64"})["value"]["accounts"] is None
