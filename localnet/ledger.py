@@ -8,6 +8,7 @@ Single-threaded by design: the RPC server calls it from its event loop only.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import random
 import time
@@ -136,7 +137,7 @@ class Ledger:
         self.slot = 0
         self.blockhash_slot: dict[Hash, int] = {}
         self.slot_blockhash: dict[int, Hash] = {}
-        self.pending: list[_Pending] = []
+        self.pending: list[_Pending] = []  # a heap: (landing slot, send order)
         self.pending_signatures: set[Signature] = set()
         self.records: dict[Signature, TxRecord] = {}
         self.sent = 0
@@ -224,8 +225,7 @@ class Ledger:
             return signature
         low, high = self.faults.land_delay_slots
         delay = max(1, self.rng.randint(low, high))
-        self.pending.append(_Pending(self.slot + delay, self.sent, tx, bytes(raw)))
-        self.pending.sort()
+        heapq.heappush(self.pending, _Pending(self.slot + delay, self.sent, tx, bytes(raw)))
         self.pending_signatures.add(signature)
         return signature
 
@@ -253,7 +253,7 @@ class Ledger:
 
     def _land_due(self) -> None:
         while self.pending and self.pending[0].land_slot <= self.slot:
-            item = self.pending.pop(0)
+            item = heapq.heappop(self.pending)
             self.pending_signatures.discard(item.tx.signatures[0])
             self._execute(item.tx, item.raw)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from solders.account import Account
 from solders.hash import Hash
+from solders.message import from_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
@@ -272,8 +273,11 @@ class RpcMethods:
 
     def get_fee_for_message(self, params: list[Any]) -> dict[str, Any]:
         raw = _decode_tx(_param(params, 0), "base64")
-        count = raw[0] if raw and raw[0] < 0x80 else (raw[1] if len(raw) > 1 else 0)  # header: num signatures
-        return self._context(count * LAMPORTS_PER_SIGNATURE)
+        try:
+            message = from_bytes_versioned(raw)
+        except Exception as exc:
+            raise Rejected(INVALID_PARAMS, f"Invalid params: not a message: {exc}") from exc
+        return self._context(message.header.num_required_signatures * LAMPORTS_PER_SIGNATURE)
 
     def request_airdrop(self, params: list[Any]) -> str:
         address = _pubkey(_param(params, 0))

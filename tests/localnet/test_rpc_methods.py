@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
+from solders.message import to_bytes_versioned
 from solders.pubkey import Pubkey
 
 from localnet.b58 import b58encode
@@ -238,7 +239,7 @@ def test_airdrop_rent_and_fee(chain):
     assert chain.result_of("getBalance", str(who))["value"] == 5 * 10**9
     assert chain.result_of("getSignatureStatuses", [signature])["value"][0]["err"] is None
     assert chain.result_of("getMinimumBalanceForRentExemption", 165) == 2_039_280
-    message = base64.b64encode(bytes(chain.swap().message)).decode()
+    message = base64.b64encode(to_bytes_versioned(chain.swap().message)).decode()
     assert chain.result_of("getFeeForMessage", message)["value"] == 5000
 
 
