@@ -51,6 +51,8 @@ class Sidecar:
 
     def start(self) -> bool:
         """Start and wait until ready; False if an optional sidecar gave up (exited first)."""
+        self._ready_event.clear()
+        self.ready = None
         self.process = subprocess.Popen(
             shlex.split(self.command),
             stdout=subprocess.PIPE,
