@@ -93,7 +93,45 @@ def main() -> int:
         print(f"sendTransaction with preflight over HTTP: {_percentiles(sends)}")
         print(f"send to confirmed (400 ms slots, landing 1 slot, confirmed 1 slot later): {_percentiles(confirms)}")
         _depth_table(url, registry, wallet)
+        _throughput(url, registry)
     return 0
+
+
+def _throughput(url: str, registry: dict, concurrency: int = 16, seconds: float = 3.0) -> None:
+    """Calls per second the one-loop server answers, `concurrency` requests in flight (client on the same cores)."""
+    import asyncio
+
+    import aiohttp
+
+    pool = next(p for p in registry["pools"] if p["dex"] == "meteora")
+    keys = [pool["address"], *pool["reserves"], *list(pool["binArrays"].values())[:3]]
+    requests = {
+        "getLatestBlockhash": ["getLatestBlockhash", [{"commitment": "confirmed"}]],
+        "getSignatureStatuses (1)": ["getSignatureStatuses", [["1" * 88]]],
+        "getMultipleAccounts (DLMM pair, reserves, 3 bin arrays)": [
+            "getMultipleAccounts",
+            [keys, {"encoding": "base64"}],
+        ],
+    }
+
+    async def load(body: str) -> float:
+        done = 0
+        async with aiohttp.ClientSession() as session:
+            end = time.perf_counter() + seconds
+
+            async def worker() -> None:
+                nonlocal done
+                while time.perf_counter() < end:
+                    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+                        await resp.read()
+                    done += 1
+
+            await asyncio.gather(*[worker() for _ in range(concurrency)])
+        return done / seconds
+
+    for name, (method, params) in requests.items():
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        print(f"{name}: {asyncio.run(load(body)):.0f} calls/s ({concurrency} in flight)")
 
 
 def _depth_table(url: str, registry: dict, wallet: Keypair) -> None:
