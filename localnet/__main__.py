@@ -102,7 +102,14 @@ async def _serve(
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        print(
+            f"localnet: cannot listen on {args.host}:{args.port} ({exc.strerror}); set SOLANA_RPC_PORT", file=sys.stderr
+        )
+        await runner.cleanup()
+        return 1
     port = runner.addresses[0][1]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

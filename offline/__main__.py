@@ -68,7 +68,7 @@ def banner(runtime: LocalRuntime) -> str:
             f"  AWS endpoint    {urls.aws}",
             f"  WS routes       {ws_routes or 'none'}",
             f"  SQS handlers    {sqs}",
-            *[f"  {car.name:<15} {car.ready.get('url', '')}" for car in runtime.sidecars if car.ready],
+            *[f"  {car.name:<15} {car.url}" for car in runtime.sidecars if car.ready],
             "  Press Ctrl-C to stop.",
             "",
         ]

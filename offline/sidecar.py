@@ -46,6 +46,10 @@ class Sidecar:
         return str((self.ready or {}).get("name") or shlex.split(self.command)[-1])
 
     @property
+    def url(self) -> str:
+        return str((self.ready or {}).get("url") or "")
+
+    @property
     def env(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in ((self.ready or {}).get("env") or {}).items()}
 
@@ -65,7 +69,7 @@ class Sidecar:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._ready_event.wait(0.05):
-                log("sidecar_ready", command=self.command, pid=self.process.pid, url=(self.ready or {}).get("url"))
+                log("sidecar_ready", command=self.command, pid=self.process.pid, url=self.url)
                 return True
             code = self.process.poll()
             if code is not None:
