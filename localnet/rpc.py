@@ -167,6 +167,11 @@ class RpcMethods:
         if encoding == "jsonParsed" and not data_slice:
             encoded = self._parsed_token_account(account) or [base64.b64encode(data).decode(), "base64"]
         elif encoding == "base58":
+            if len(data) > 128:
+                raise Rejected(
+                    INVALID_PARAMS,
+                    "Encoded binary (base 58) data should be less than 128 bytes, please use Base64 encoding.",
+                )
             encoded = [b58encode(data), "base58"]
         elif encoding in ("base64", "jsonParsed"):
             encoded = [base64.b64encode(data).decode(), "base64"]

@@ -116,6 +116,9 @@ def test_account_info_shapes(chain):
     sliced = chain.result_of("getAccountInfo", usdc, {"encoding": "base64", "dataSlice": {"offset": 44, "length": 1}})
     assert base64.b64decode(sliced["value"]["data"][0]) == bytes([6])  # decimals
     assert chain.result_of("getAccountInfo", str(Keypair().pubkey()))["value"] is None
+    assert chain.result_of("getAccountInfo", usdc)["value"]["data"][1] == "base58"  # the RPC's default
+    pair = next(p["address"] for p in chain.registry["pools"] if p["dex"] == "meteora")
+    assert chain.call("getAccountInfo", pair)["error"]["code"] == -32602  # 904 bytes: too long for base58
     many = chain.result_of("getMultipleAccounts", [usdc, str(Keypair().pubkey())], {"encoding": "base64"})
     assert many["value"][0]["owner"] == TOKEN and many["value"][1] is None
 
