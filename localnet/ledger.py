@@ -102,6 +102,7 @@ class TxRecord:
     pre_token: list[TokenRow]
     post_token: list[TokenRow]
     inner: list[dict[str, Any]] = field(default_factory=list)
+    account_keys: tuple[Pubkey, ...] = ()
 
 
 @dataclass(order=True)
@@ -287,6 +288,7 @@ class Ledger:
             pre_token=self._token_rows(pre_accounts),
             post_token=self._token_rows(post_accounts),
             inner=_inner_json(meta),
+            account_keys=tuple(keys),
         )
 
     def _token_rows(self, accounts: list[Account | None]) -> list[TokenRow]:
@@ -313,7 +315,19 @@ class Ledger:
         signature = Signature(hashlib.sha512(f"airdrop|{address}|{self.slot}|{self.sent}".encode()).digest())
         self.sent += 1
         self.records[signature] = TxRecord(
-            signature, b"", self.slot, int(self.wall_clock()), None, [], 0, 0, [before], [before + lamports], [], []
+            signature,
+            b"",
+            self.slot,
+            int(self.wall_clock()),
+            None,
+            [],
+            0,
+            0,
+            [before],
+            [before + lamports],
+            [],
+            [],
+            account_keys=(address,),
         )
         return signature
 
@@ -336,6 +350,11 @@ class Ledger:
             "status": {"Ok": None} if record.err is None else {"Err": record.err},
             "confirmationStatus": level,
         }
+
+    def signatures_for(self, address: Pubkey, commitment: str | None) -> list[TxRecord]:
+        """Landed transactions that name `address`, newest first (down to `commitment`)."""
+        top = self.commitment_slot(commitment or "finalized")
+        return [r for r in reversed(self.records.values()) if r.slot <= top and address in r.account_keys]
 
     def record_at(self, signature: Signature, commitment: str | None) -> TxRecord | None:
         record = self.records.get(signature)

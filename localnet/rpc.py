@@ -101,6 +101,7 @@ class RpcMethods:
             "simulateTransaction": self.simulate_transaction,
             "getSignatureStatuses": self.get_signature_statuses,
             "getTransaction": self.get_transaction,
+            "getSignaturesForAddress": self.get_signatures_for_address,
         }
 
     # ------------------------------------------------------------ envelope
@@ -339,6 +340,38 @@ class RpcMethods:
             raise Rejected(INVALID_PARAMS, "Invalid params: expected at most 256 signatures")
         search = bool(_config(params, 1).get("searchTransactionHistory", False))
         return self._context([self.ledger.status(_signature(s), search) for s in signatures])
+
+    def get_signatures_for_address(self, params: list[Any]) -> list[dict[str, Any]]:
+        address = _pubkey(_param(params, 0))
+        config = _config(params, 1)
+        limit = config.get("limit", 1000)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise Rejected(INVALID_PARAMS, "Invalid limit; max 1000")
+        commitment = config.get("commitment", "finalized")
+        if commitment == "processed":
+            raise Rejected(INVALID_PARAMS, "Method does not support commitment below `confirmed`")
+        records = self.ledger.signatures_for(address, commitment)
+        before, until = config.get("before"), config.get("until")
+        if before:
+            index = next((i for i, r in enumerate(records) if str(r.signature) == before), None)
+            records = records[index + 1 :] if index is not None else []
+        if until:
+            index = next((i for i, r in enumerate(records) if str(r.signature) == until), None)
+            records = records[:index] if index is not None else records
+        rows = []
+        for record in records[:limit]:
+            status = self.ledger.status(record.signature, True) or {}
+            rows.append(
+                {
+                    "signature": str(record.signature),
+                    "slot": record.slot,
+                    "err": record.err,
+                    "memo": None,
+                    "blockTime": record.block_time,
+                    "confirmationStatus": status.get("confirmationStatus"),
+                }
+            )
+        return rows
 
     def get_transaction(self, params: list[Any]) -> dict[str, Any] | None:
         signature = _signature(_param(params, 0))

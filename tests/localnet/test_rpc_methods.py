@@ -279,3 +279,24 @@ def test_simulate_returns_accounts_as_the_swap_leaves_them(chain):
     now = int(chain.result_of("getTokenAccountBalance", str(usdc))["value"]["amount"])
     assert 140 * 10**6 < after - now < 143 * 10**6  # 1 SOL's worth, not applied
     assert chain.result_of("simulateTransaction", raw, {"encoding": "base64"})["value"]["accounts"] is None
+
+
+def test_signatures_for_address_newest_first(chain):
+    first, second = chain.swap(10**7), chain.swap(2 * 10**7)
+    chain.send(first)
+    chain.ledger.tick()
+    chain.send(second)
+    chain.ledger.tick()
+    chain.ledger.tick()
+    rows = chain.result_of("getSignaturesForAddress", str(chain.wallet.pubkey()), {"commitment": "confirmed"})
+    assert [r["signature"] for r in rows] == [str(second.signatures[0]), str(first.signatures[0])]
+    assert set(rows[0]) == {"signature", "slot", "err", "memo", "blockTime", "confirmationStatus"}
+    assert rows[0]["confirmationStatus"] == "confirmed" and rows[0]["err"] is None
+    older = chain.result_of(
+        "getSignaturesForAddress",
+        str(chain.wallet.pubkey()),
+        {"commitment": "confirmed", "before": rows[0]["signature"]},
+    )
+    assert [r["signature"] for r in older] == [str(first.signatures[0])]
+    assert chain.result_of("getSignaturesForAddress", str(chain.wallet.pubkey())) == []  # not finalized yet
+    assert chain.result_of("getSignaturesForAddress", str(Keypair().pubkey()), {"commitment": "confirmed"}) == []
