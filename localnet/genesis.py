@@ -287,7 +287,8 @@ def _create_dlmm(b: PoolMaker, plan: _PoolPlan, index: int) -> dict[str, Any]:
     )
     b.send([ix], [provider], meteora.BIN_ARRAY_CU_LIMIT)
     low_bin, high_bin = plan.bins[0][0], plan.bins[-1][0]
-    arrays = range(meteora.bin_array_index(low_bin) - 1, meteora.bin_array_index(high_bin) + 2)
+    margin = meteora.BIN_ARRAY_MARGIN  # the active array and two more either way always exist
+    arrays = range(meteora.bin_array_index(low_bin) - margin, meteora.bin_array_index(high_bin) + margin + 1)
     for array in arrays:
         b.send(
             [meteora.initialize_bin_array(program, pair.address, array, provider.pubkey())],

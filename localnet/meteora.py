@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 BINS_PER_ARRAY = 70
+BIN_ARRAY_MARGIN = 2  # arrays initialised beyond the liquidity on each side (a swap names up to 3)
 MAX_POSITION_WIDTH = 70
 BIN_ARRAY_CU_LIMIT = 400_000  # initialize_bin_array uses ~235k
 LIQUIDITY_CU_LIMIT = 1_400_000
