@@ -300,3 +300,17 @@ def test_signatures_for_address_newest_first(chain):
     assert [r["signature"] for r in older] == [str(first.signatures[0])]
     assert chain.result_of("getSignaturesForAddress", str(chain.wallet.pubkey())) == []  # not finalized yet
     assert chain.result_of("getSignaturesForAddress", str(Keypair().pubkey()), {"commitment": "confirmed"}) == []
+
+
+def test_wallet_file_created_private_and_reused(tmp_path):
+    import os
+    import stat
+
+    from localnet.wallet import load_or_create_keypair
+
+    path = tmp_path / "keys" / "wallet.json"
+    created = load_or_create_keypair(path)
+    content = json.loads(path.read_text())
+    assert len(content) == 64 and all(isinstance(b, int) and 0 <= b < 256 for b in content)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_or_create_keypair(path).pubkey() == created.pubkey()
