@@ -6,8 +6,6 @@ object; transport (HTTP, batching) is the server's.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,13 +13,22 @@ from solders.account import Account
 from solders.hash import Hash
 from solders.message import from_bytes_versioned
 from solders.pubkey import Pubkey
-from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
-from .b58 import b58decode, b58encode
-from .ledger import Ledger, Rejected, TxRecord, error_json, ui_token_amount
+from .ledger import Ledger, Rejected, error_json, ui_token_amount
+from .shapes import (
+    INVALID_PARAMS,
+    account_json,
+    decode_bytes,
+    error_response,
+    matches,
+    meta_json,
+    parsed_token_account,
+    sim_value,
+    transaction_json,
+)
 from .spl import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, read_mint_decimals, read_token_account
 
 __all__ = ["API_VERSION", "RpcMethods"]
@@ -30,7 +37,6 @@ API_VERSION = "2.2.0"
 SOLANA_CORE = "2.2.0-localnet"
 LAMPORTS_PER_SIGNATURE = 5_000
 
-INVALID_PARAMS = -32602
 METHOD_NOT_FOUND = -32601
 INVALID_REQUEST = -32600
 
@@ -58,22 +64,6 @@ def _signature(value: Any) -> Signature:
         return Signature.from_string(value)
     except Exception as exc:
         raise Rejected(INVALID_PARAMS, f"Invalid param: Invalid signature {value!r}") from exc
-
-
-def _decode_tx(value: Any, encoding: str) -> bytes:
-    if not isinstance(value, str):
-        raise Rejected(INVALID_PARAMS, "Invalid params: transaction must be an encoded string")
-    if encoding == "base64":
-        try:
-            return base64.b64decode(value, validate=True)
-        except ValueError as exc:
-            raise Rejected(INVALID_PARAMS, f"invalid transaction: invalid base64 encoding: {exc}") from exc
-    if encoding == "base58":
-        try:
-            return b58decode(value)
-        except ValueError as exc:
-            raise Rejected(INVALID_PARAMS, "invalid transaction: invalid base58 encoding") from exc
-    raise Rejected(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
 
 
 class RpcMethods:
@@ -108,17 +98,17 @@ class RpcMethods:
     def dispatch(self, request: Any) -> dict[str, Any]:
         request_id = request.get("id") if isinstance(request, dict) else None
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
-            return _error(request_id, INVALID_REQUEST, "Invalid request")
+            return error_response(request_id, INVALID_REQUEST, "Invalid request")
         method = self.methods.get(request["method"])
         if method is None:
-            return _error(request_id, METHOD_NOT_FOUND, "Method not found")
+            return error_response(request_id, METHOD_NOT_FOUND, "Method not found")
         params = request.get("params", [])
         if not isinstance(params, list):
-            return _error(request_id, INVALID_PARAMS, "Invalid params: expected an array")
+            return error_response(request_id, INVALID_PARAMS, "Invalid params: expected an array")
         try:
             result = method(params)
         except Rejected as exc:
-            return _error(request_id, exc.code, exc.message, exc.data)
+            return error_response(request_id, exc.code, exc.message, exc.data)
         return {"jsonrpc": "2.0", "result": result, "id": request_id}
 
     def _context(self, value: Any) -> dict[str, Any]:
@@ -156,57 +146,13 @@ class RpcMethods:
         return self._context(account.lamports if account else 0)
 
     def _account_json(self, account: Account | None, config: dict[str, Any]) -> dict[str, Any] | None:
-        if account is None:
-            return None
-        data = bytes(account.data)
-        encoding = config.get("encoding", "base58")
-        data_slice = config.get("dataSlice")
-        if isinstance(data_slice, dict):
-            offset, length = int(data_slice.get("offset", 0)), int(data_slice.get("length", 0))
-            data = data[offset : offset + length]
-        encoded: Any
-        if encoding == "jsonParsed" and not data_slice:
-            encoded = self._parsed_token_account(account) or [base64.b64encode(data).decode(), "base64"]
-        elif encoding == "base58":
-            if len(data) > 128:
-                raise Rejected(
-                    INVALID_PARAMS,
-                    "Encoded binary (base 58) data should be less than 128 bytes, please use Base64 encoding.",
-                )
-            encoded = [b58encode(data), "base58"]
-        elif encoding in ("base64", "jsonParsed"):
-            encoded = [base64.b64encode(data).decode(), "base64"]
-        else:
-            raise Rejected(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
-        return {
-            "data": encoded,
-            "executable": account.executable,
-            "lamports": account.lamports,
-            "owner": str(account.owner),
-            "rentEpoch": 18_446_744_073_709_551_615,
-            "space": len(bytes(account.data)),
-        }
-
-    def _parsed_token_account(self, account: Account) -> dict[str, Any] | None:
-        balance = read_token_account(account)
-        if balance is None:
-            return None
-        decimals = read_mint_decimals(self.ledger.svm.get_account(balance.mint)) or 0
-        program = "spl-token" if account.owner == TOKEN_PROGRAM_ID else "spl-token-2022"
-        return {
-            "program": program,
-            "parsed": {
-                "info": {
-                    "isNative": str(balance.mint) == "So11111111111111111111111111111111111111112",
-                    "mint": str(balance.mint),
-                    "owner": str(balance.owner),
-                    "state": "initialized",
-                    "tokenAmount": ui_token_amount(balance.amount, decimals),
-                },
-                "type": "account",
-            },
-            "space": len(bytes(account.data)),
-        }
+        parsed = None
+        if account is not None and config.get("encoding") == "jsonParsed":
+            balance = read_token_account(account)
+            if balance is not None:
+                decimals = read_mint_decimals(self.ledger.svm.get_account(balance.mint)) or 0
+                parsed = parsed_token_account(account, balance, decimals)
+        return account_json(account, config, parsed)
 
     def get_account_info(self, params: list[Any]) -> dict[str, Any]:
         config = _config(params, 1)
@@ -226,7 +172,7 @@ class RpcMethods:
         found = []
         for address, account in self.ledger.svm.get_program_accounts(program):
             data = bytes(account.data)
-            if all(_matches(data, f) for f in filters):
+            if all(matches(data, f) for f in filters):
                 found.append((address, account))
         return found
 
@@ -278,7 +224,7 @@ class RpcMethods:
         return int(self.ledger.svm.minimum_balance_for_rent_exemption(size))
 
     def get_fee_for_message(self, params: list[Any]) -> dict[str, Any]:
-        raw = _decode_tx(_param(params, 0), "base64")
+        raw = decode_bytes(_param(params, 0), "base64")
         try:
             message = from_bytes_versioned(raw)
         except Exception as exc:
@@ -295,12 +241,12 @@ class RpcMethods:
     # -------------------------------------------------------- transactions
     def send_transaction(self, params: list[Any]) -> str:
         config = _config(params, 1)
-        raw = _decode_tx(_param(params, 0), config.get("encoding", "base58"))
+        raw = decode_bytes(_param(params, 0), config.get("encoding", "base58"))
         return str(self.ledger.send(raw, skip_preflight=bool(config.get("skipPreflight", False))))
 
     def simulate_transaction(self, params: list[Any]) -> dict[str, Any]:
         config = _config(params, 1)
-        raw = _decode_tx(_param(params, 0), config.get("encoding", "base58"))
+        raw = decode_bytes(_param(params, 0), config.get("encoding", "base58"))
         sig_verify = bool(config.get("sigVerify", False))
         replace = bool(config.get("replaceRecentBlockhash", False))
         if sig_verify and replace:
@@ -311,16 +257,16 @@ class RpcMethods:
             blockhash, last_valid = self.ledger.latest_blockhash("confirmed")
             replacement = {"blockhash": str(blockhash), "lastValidBlockHeight": last_valid}
         elif not self.ledger.blockhash_valid(tx.message.recent_blockhash):
-            return self._context(_sim_value("BlockhashNotFound", [], 0, None))
+            return self._context(sim_value("BlockhashNotFound", [], 0, None))
         if sig_verify and not all(tx.verify_with_results()):
-            return self._context(_sim_value("SignatureFailure", [], 0, None))
+            return self._context(sim_value("SignatureFailure", [], 0, None))
         result = self.ledger.simulate(tx, sig_verify=False)
         if isinstance(result, FailedTransactionMetadata):
             meta = result.meta()
-            value = _sim_value(error_json(result.err()), list(meta.logs()), meta.compute_units_consumed(), replacement)
+            value = sim_value(error_json(result.err()), list(meta.logs()), meta.compute_units_consumed(), replacement)
         else:
             meta = result.meta()
-            value = _sim_value(None, list(meta.logs()), meta.compute_units_consumed(), replacement)
+            value = sim_value(None, list(meta.logs()), meta.compute_units_consumed(), replacement)
             value["accounts"] = self._simulated_accounts(config.get("accounts"), dict(result.post_accounts()))
         return self._context(value)
 
@@ -398,93 +344,8 @@ class RpcMethods:
         out: dict[str, Any] = {
             "slot": record.slot,
             "blockTime": record.block_time,
-            "meta": _meta_json(record),
-            "transaction": _transaction_json(tx, record.raw, encoding),
+            "meta": meta_json(record),
+            "transaction": transaction_json(tx, record.raw, encoding),
             "version": version if version is not None else "legacy",
         }
         return out
-
-
-def _matches(data: bytes, spec: Any) -> bool:
-    if not isinstance(spec, dict):
-        raise Rejected(INVALID_PARAMS, "Invalid params: bad filter")
-    if "dataSize" in spec:
-        return len(data) == int(spec["dataSize"])
-    memcmp = spec.get("memcmp")
-    if isinstance(memcmp, dict):
-        offset = int(memcmp.get("offset", 0))
-        wanted = _decode_tx(memcmp.get("bytes", ""), memcmp.get("encoding", "base58"))
-        return data[offset : offset + len(wanted)] == wanted
-    raise Rejected(INVALID_PARAMS, "Invalid params: bad filter")
-
-
-def _sim_value(err: Any, logs: list[str], units: int, replacement: dict[str, Any] | None) -> dict[str, Any]:
-    value = RpcSimulateTransactionResult(err=None, logs=logs, accounts=None, units_consumed=units, return_data=None)
-    out: dict[str, Any] = json.loads(value.to_json())
-    out["err"] = err
-    out["replacementBlockhash"] = replacement
-    return out
-
-
-def _meta_json(record: TxRecord) -> dict[str, Any]:
-    return {
-        "err": record.err,
-        "status": {"Ok": None} if record.err is None else {"Err": record.err},
-        "fee": record.fee,
-        "preBalances": record.pre_balances,
-        "postBalances": record.post_balances,
-        "innerInstructions": record.inner,
-        "logMessages": record.logs,
-        "preTokenBalances": [row.to_json() for row in record.pre_token],
-        "postTokenBalances": [row.to_json() for row in record.post_token],
-        "rewards": [],
-        "loadedAddresses": {"writable": [], "readonly": []},
-        "computeUnitsConsumed": record.compute_units,
-    }
-
-
-def _transaction_json(tx: VersionedTransaction, raw: bytes, encoding: str) -> Any:
-    if encoding == "base64":
-        return [base64.b64encode(raw).decode(), "base64"]
-    if encoding == "base58":
-        return [b58encode(raw), "base58"]
-    if encoding not in ("json", "jsonParsed"):
-        raise Rejected(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
-    message = tx.message
-    header = message.header
-    body: dict[str, Any] = {
-        "accountKeys": [str(k) for k in message.account_keys],
-        "header": {
-            "numRequiredSignatures": header.num_required_signatures,
-            "numReadonlySignedAccounts": header.num_readonly_signed_accounts,
-            "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
-        },
-        "instructions": [
-            {
-                "programIdIndex": ix.program_id_index,
-                "accounts": list(ix.accounts),
-                "data": b58encode(bytes(ix.data)),
-                "stackHeight": None,
-            }
-            for ix in message.instructions
-        ],
-        "recentBlockhash": str(message.recent_blockhash),
-    }
-    lookups = getattr(message, "address_table_lookups", None)
-    if lookups is not None:
-        body["addressTableLookups"] = [
-            {
-                "accountKey": str(lookup.account_key),
-                "writableIndexes": list(lookup.writable_indexes),
-                "readonlyIndexes": list(lookup.readonly_indexes),
-            }
-            for lookup in lookups
-        ]
-    return {"signatures": [str(s) for s in tx.signatures], "message": body}
-
-
-def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "error": error, "id": request_id}
