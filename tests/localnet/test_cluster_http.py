@@ -154,10 +154,12 @@ def test_mints_at_real_addresses_and_wallet_funded(cluster, registry, wallet):
 
 
 def test_slots_advance_and_clock_follows_wall_time(cluster):
+    began = time.monotonic()
     first = call(cluster, "getSlot", {"commitment": "processed"})
     time.sleep(SLOT_MS * 5 / 1000)
     later = call(cluster, "getSlot", {"commitment": "processed"})
-    assert 3 <= later - first <= 12
+    elapsed_slots = (time.monotonic() - began) / (SLOT_MS / 1000)
+    assert 3 <= later - first <= elapsed_slots + 2  # a slot per SLOT_MS of wall time, however loaded
     assert call(cluster, "getBlockHeight", {"commitment": "processed"}) >= later
     clock = call(cluster, "getAccountInfo", "SysvarC1ock11111111111111111111111111111111", {"encoding": "base64"})
     unix_timestamp = struct.unpack_from("<q", base64.b64decode(clock["value"]["data"][0]), 32)[0]
