@@ -103,6 +103,8 @@ class TxRecord:
     post_token: list[TokenRow]
     inner: list[dict[str, Any]] = field(default_factory=list)
     account_keys: tuple[Pubkey, ...] = ()
+    writable_keys: tuple[Pubkey, ...] = ()
+    unit_price: int = 0  # micro-lamports per compute unit (SetComputeUnitPrice), 0 if none
 
 
 @dataclass(order=True)
@@ -289,6 +291,8 @@ class Ledger:
             post_token=self._token_rows(post_accounts),
             inner=_inner_json(meta),
             account_keys=tuple(keys),
+            writable_keys=_writable_keys(tx),
+            unit_price=_unit_price(tx),
         )
 
     def _token_rows(self, accounts: list[Account | None]) -> list[TokenRow]:
@@ -351,6 +355,19 @@ class Ledger:
             "confirmationStatus": level,
         }
 
+    def prioritization_fees(self, accounts: set[Pubkey]) -> list[dict[str, int]]:
+        """Per recent slot (150), the lowest unit price paid by a transaction landed in it
+        (writing any of `accounts`, if given); 0 for slots without one, as the RPC reports."""
+        first = max(1, self.slot - 149)
+        lowest: dict[int, int] = {}
+        for record in reversed(self.records.values()):
+            if record.slot < first:
+                break
+            if accounts and not accounts.intersection(record.writable_keys):
+                continue
+            lowest[record.slot] = min(lowest.get(record.slot, record.unit_price), record.unit_price)
+        return [{"slot": slot, "prioritizationFee": lowest.get(slot, 0)} for slot in range(first, self.slot + 1)]
+
     def signatures_for(self, address: Pubkey, commitment: str | None) -> list[TxRecord]:
         """Landed transactions that name `address`, newest first (down to `commitment`)."""
         top = self.commitment_slot(commitment or "finalized")
@@ -361,6 +378,26 @@ class Ledger:
         if record is None or record.slot > self.commitment_slot(commitment or "finalized"):
             return None
         return record
+
+
+COMPUTE_BUDGET_PROGRAM = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+
+
+def _writable_keys(tx: VersionedTransaction) -> tuple[Pubkey, ...]:
+    """The static keys the message locks for writing (from its header, as the runtime reads it)."""
+    header, keys = tx.message.header, list(tx.message.account_keys)
+    signed, unsigned_end = header.num_required_signatures, len(keys) - header.num_readonly_unsigned_accounts
+    signed_writable = signed - header.num_readonly_signed_accounts
+    return tuple(k for i, k in enumerate(keys) if i < signed_writable or signed <= i < unsigned_end)
+
+
+def _unit_price(tx: VersionedTransaction) -> int:
+    keys = tx.message.account_keys
+    for ix in tx.message.instructions:
+        data = bytes(ix.data)
+        if keys[ix.program_id_index] == COMPUTE_BUDGET_PROGRAM and len(data) == 9 and data[0] == 3:
+            return int.from_bytes(data[1:9], "little")
+    return 0
 
 
 def _describe(err: Any) -> str:

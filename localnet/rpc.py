@@ -85,7 +85,7 @@ class RpcMethods:
             "getTokenAccountsByOwner": self.get_token_accounts_by_owner,
             "getMinimumBalanceForRentExemption": self.get_minimum_balance,
             "getFeeForMessage": self.get_fee_for_message,
-            "getRecentPrioritizationFees": lambda p: [],
+            "getRecentPrioritizationFees": self.get_recent_prioritization_fees,
             "requestAirdrop": self.request_airdrop,
             "sendTransaction": self.send_transaction,
             "simulateTransaction": self.simulate_transaction,
@@ -230,6 +230,12 @@ class RpcMethods:
         except Exception as exc:
             raise Rejected(INVALID_PARAMS, f"Invalid params: not a message: {exc}") from exc
         return self._context(message.header.num_required_signatures * LAMPORTS_PER_SIGNATURE)
+
+    def get_recent_prioritization_fees(self, params: list[Any]) -> list[dict[str, int]]:
+        addresses = _param(params, 0, [])
+        if not isinstance(addresses, list) or len(addresses) > 128:
+            raise Rejected(INVALID_PARAMS, "Invalid params: at most 128 account addresses")
+        return self.ledger.prioritization_fees({_pubkey(a) for a in addresses})
 
     def request_airdrop(self, params: list[Any]) -> str:
         address = _pubkey(_param(params, 0))

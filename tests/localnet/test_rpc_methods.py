@@ -314,3 +314,22 @@ def test_wallet_file_created_private_and_reused(tmp_path):
     assert len(content) == 64 and all(isinstance(b, int) and 0 <= b < 256 for b in content)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert load_or_create_keypair(path).pubkey() == created.pubkey()
+
+
+def test_recent_prioritization_fees(chain):
+    from solders.compute_budget import set_compute_unit_price
+
+    sol, usdc = mint_of(chain.registry, "SOL"), mint_of(chain.registry, "USDC")
+    pool = find_pool(chain.registry, "raydium", sol, usdc)
+    blockhash = chain.result_of("getLatestBlockhash", {"commitment": "processed"})["value"]["blockhash"]
+    swap = cpmm_swap(chain.registry, pool, chain.wallet.pubkey(), sol, 10**7, 1)
+    chain.send(signed(chain.wallet, [set_compute_unit_price(7_000), swap], blockhash))
+    chain.ledger.tick()
+    landed_at = chain.ledger.slot
+    chain.ledger.tick()
+    fees = chain.result_of("getRecentPrioritizationFees", [pool["address"]])
+    assert {"slot": landed_at, "prioritizationFee": 7_000} in fees
+    assert all(f["prioritizationFee"] == 0 for f in fees if f["slot"] != landed_at)
+    assert len(fees) <= 150 and fees[-1]["slot"] == chain.ledger.slot
+    untouched = chain.result_of("getRecentPrioritizationFees", [str(Keypair().pubkey())])
+    assert all(f["prioritizationFee"] == 0 for f in untouched)
