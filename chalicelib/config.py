@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from chalicelib.clients import DEFAULT_API_KEYS
+
 __all__ = ["Settings", "load_settings", "parse_delay_ms"]
 
 
@@ -54,6 +56,13 @@ class Settings:
     chain_expire_ppm: int = 0
     stranded_after_s: int = 30
     max_body_bytes: int = 16 * 1024
+    # Clients and limits (issue 15, docs/threat-model.md). API_KEYS defaults to one local admin
+    # `dev:dev-key:admin` only off Lambda; deployed, keys live hashed in the clients table.
+    api_keys: str = ""
+    clients_table: str = ""
+    max_frame_bytes: int = 4 * 1024
+    ws_connections_per_key: int = 100
+    ws_frames_per_connection: int = 1000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -84,4 +93,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stranded_after_s=int(env.get("STRANDED_AFTER_S", "30")),
         console_websocket_url=env.get("WS_PUBLIC_URL") or env.get("WEBSOCKET_API_URL") or None,
         ws_port=int(env.get("WS_PORT") or 8001),
+        api_keys=env.get("API_KEYS", "" if env.get("AWS_LAMBDA_FUNCTION_NAME") else DEFAULT_API_KEYS),
+        clients_table=env.get("CLIENTS_TABLE", ""),
+        max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),
+        max_frame_bytes=int(env.get("MAX_FRAME_BYTES") or Settings.max_frame_bytes),
+        ws_connections_per_key=int(env.get("WS_CONNECTIONS_PER_KEY") or Settings.ws_connections_per_key),
+        ws_frames_per_connection=int(env.get("WS_FRAMES_PER_CONNECTION") or Settings.ws_frames_per_connection),
     )

@@ -42,6 +42,8 @@ def response_type_for(status: int, message: str, error_type: str) -> str:
         return "ACCESS_DENIED"
     if status == 401:
         return "UNAUTHORIZED"
+    if status == 429:
+        return "THROTTLED"
     if status == 500 and error_type == "AuthorizerConfigurationException":
         return "AUTHORIZER_CONFIGURATION_ERROR"
     return "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"

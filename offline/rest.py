@@ -23,8 +23,10 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
+from . import authorizers
 from .gateway_responses import GatewayResponses
 from .logs import log, log_error
+from .throttle import UsagePlan
 
 
 class LoggingRequestHandler(ChaliceRequestHandler):
@@ -38,10 +40,12 @@ class LoggingRequestHandler(ChaliceRequestHandler):
     _status: int = 0
     disable_nagle_algorithm = True
     gateway_responses = GatewayResponses()  # set per server from the template
+    usage_plan: UsagePlan | None = None  # the template's usage plan (throttling per API key)
 
     def _logged_handle(self) -> None:
         start = time.perf_counter()
         self._status = 0
+        authorizers.install(self.local_gateway, self.usage_plan)
         try:
             self._generic_handle()
         except Exception as exc:  # log it with a traceback, then let the server answer
@@ -101,6 +105,7 @@ class RestServer:
         host: str,
         port: int,
         gateway_responses: GatewayResponses | None = None,
+        usage_plan: UsagePlan | None = None,
     ) -> None:
         validate_routes(app_obj.routes)
         # What chalice.local.create_local_server does: make
@@ -112,7 +117,7 @@ class RestServer:
         handler = type(
             "TemplateRequestHandler",
             (LoggingRequestHandler,),
-            {"gateway_responses": gateway_responses or GatewayResponses()},
+            {"gateway_responses": gateway_responses or GatewayResponses(), "usage_plan": usage_plan},
         )
         self._dev = LocalDevServer(app_obj, config, host, port, handler_cls=handler, server_cls=BackloggedHTTPServer)
         self.host = host
