@@ -20,7 +20,7 @@ def contract_errors(event: Any, get_response: Any) -> Response:
 
 
 @app.authorizer(ttl_seconds=300, header="x-api-key")
-def api_key(auth_request: Any) -> dict[str, Any]:
+def client_key(auth_request: Any) -> dict[str, Any]:
     return access.authorize_rest(auth_request)
 
 
@@ -29,22 +29,22 @@ def ws_authorizer(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return access.authorize_ws(event)
 
 
-@app.route("/order", methods=["POST"], content_types=_BODY_TYPES, authorizer=api_key, api_key_required=True)
+@app.route("/order", methods=["POST"], content_types=_BODY_TYPES, authorizer=client_key, api_key_required=True)
 def submit_order() -> Response:
     return handlers.submit_order(app.current_request)
 
 
-@app.route("/order/{order_id}", methods=["GET"], authorizer=api_key, api_key_required=True)
+@app.route("/order/{order_id}", methods=["GET"], authorizer=client_key, api_key_required=True)
 def get_order(order_id: str) -> Response:
     return handlers.get_order(order_id, app.current_request)
 
 
-@app.route("/orders", methods=["GET"], authorizer=api_key, api_key_required=True)
+@app.route("/orders", methods=["GET"], authorizer=client_key, api_key_required=True)
 def list_orders() -> Response:
     return handlers.list_orders(app.current_request)
 
 
-@app.route("/tokens", methods=["GET"], authorizer=api_key, api_key_required=True)
+@app.route("/tokens", methods=["GET"], authorizer=client_key, api_key_required=True)
 def list_tokens() -> Response:
     return handlers.list_tokens()
 
@@ -54,42 +54,42 @@ def health() -> Response:
     return handlers.health()
 
 
-@app.route("/api/stats", methods=["GET"], authorizer=api_key, api_key_required=True)
+@app.route("/api/stats", methods=["GET"], authorizer=client_key, api_key_required=True)
 def engine_stats() -> Response:
     return handlers.engine_stats(app.current_request)
 
 
-@app.route("/api/dlq/failed-orders", methods=["GET"], authorizer=api_key, api_key_required=True)
+@app.route("/api/dlq/failed-orders", methods=["GET"], authorizer=client_key, api_key_required=True)
 def dlq_failed_orders() -> Response:
     return handlers.dlq_failed_orders(app.current_request)
 
 
-@app.route("/api/dlq/stats", methods=["GET"], authorizer=api_key, api_key_required=True)
+@app.route("/api/dlq/stats", methods=["GET"], authorizer=client_key, api_key_required=True)
 def dlq_stats() -> Response:
     return handlers.dlq_stats(app.current_request)
 
 
-@app.route("/api/dlq/clear", methods=["DELETE"], authorizer=api_key, api_key_required=True)
+@app.route("/api/dlq/clear", methods=["DELETE"], authorizer=client_key, api_key_required=True)
 def dlq_clear() -> Response:
     return handlers.dlq_clear(app.current_request, keep_records=False)
 
 
-@app.route("/api/dlq/clear/failed", methods=["DELETE"], authorizer=api_key, api_key_required=True)
+@app.route("/api/dlq/clear/failed", methods=["DELETE"], authorizer=client_key, api_key_required=True)
 def dlq_clear_failed() -> Response:
     return handlers.dlq_clear(app.current_request, keep_records=True)
 
 
-@app.route("/api/dlq/redrive", methods=["POST"], authorizer=api_key, api_key_required=True)
+@app.route("/api/dlq/redrive", methods=["POST"], authorizer=client_key, api_key_required=True)
 def dlq_redrive() -> Response:
     return handlers.dlq_redrive(app.current_request)
 
 
-@app.route("/test/dlq", methods=["POST"], content_types=_BODY_TYPES, authorizer=api_key, api_key_required=True)
+@app.route("/test/dlq", methods=["POST"], content_types=_BODY_TYPES, authorizer=client_key, api_key_required=True)
 def submit_test_order() -> Response:
     return handlers.submit_test_order(app.current_request)
 
 
-@app.route("/test/dlq/bulk", methods=["POST"], content_types=_BODY_TYPES, authorizer=api_key, api_key_required=True)
+@app.route("/test/dlq/bulk", methods=["POST"], content_types=_BODY_TYPES, authorizer=client_key, api_key_required=True)
 def submit_test_orders() -> Response:
     return handlers.submit_test_orders(app.current_request)
 
