@@ -22,6 +22,7 @@ LOCALNET_SIDECAR := $(if $(SOLANA_RPC_URL),,--optional-sidecar "$(LOCALNET_CMD)"
 
 ## Set up and run the engine on this machine (REST :8000, WebSocket :8001, emulator :4566, Solana RPC :8899).
 run: $(STAMP)
+	@[ -n "$$API_KEYS" ] || echo "API key: dev-key (client dev, admin). Send it as x-api-key (REST) or ?apiKey= (WebSocket); API_KEYS=name:key[:admin],... sets others."
 	$(PY) -m offline --app-dir . --stage dev $(LOCALNET_SIDECAR)
 
 ## Fetch the venue programs from a mainnet RPC (getAccountInfo of each ProgramData account) into SOLANA_PROGRAMS_DIR.
