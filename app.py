@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Chalice, Response
 
-from chalicelib import access, console, handlers
+from chalicelib import access, console, handlers, openapi
 
 app = Chalice(app_name="solana-exec")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -97,6 +97,11 @@ def submit_test_orders() -> Response:
 @app.route("/", methods=["GET"])
 def console_page() -> Response:
     return handlers.console_page(app.current_request)
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> Response:
+    return openapi.document()
 
 
 @app.route("/console/{name}", methods=["GET"])

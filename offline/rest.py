@@ -62,6 +62,12 @@ class LoggingRequestHandler(ChaliceRequestHandler):
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _logged_handle
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, QUERY, ...) is routed like these, never http.server's 501."""
+        if name.startswith("do_"):
+            return self._logged_handle
+        raise AttributeError(name)
+
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         """Remember the status for our log line instead of printing Apache-style."""
         try:

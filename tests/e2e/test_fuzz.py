@@ -1,0 +1,144 @@
+"""Property-based fuzzing of the running local stack: REST from the OpenAPI document, WebSocket frames.
+
+REST: schemathesis generates requests from chalicelib/openapi.json (valid and invalid
+bodies, query strings, headers, path ids) and sends them to a runtime of this module's
+own on 127.0.0.1, with the default admin key; its checks (no 5xx, statuses and bodies
+as documented, auth enforced) run on every answer. WebSocket: hypothesis generates
+frames (JSON and not, known and unknown actions, odd ids, big and unicode text) on one
+connection. Afterwards: the orders that exist are exactly those a 201 created (a rejected
+request stored nothing), and every one of them reaches a terminal status (none lost).
+
+Bounded: FUZZ_EXAMPLES cases per operation (default 25) and FUZZ_FRAMES frames (default
+300); the summary line gives the counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+import schemathesis
+import schemathesis.checks as checks
+import websocket
+from hypothesis import HealthCheck, given, settings
+
+from chalicelib.openapi import DOCUMENT
+from tests.support import DEV_KEY, Runtime, http, own_runtime, wait_until
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+FRAMES = int(os.environ.get("FUZZ_FRAMES", "300"))
+schema = schemathesis.openapi.from_path(str(DOCUMENT))
+RESULTS: dict[str, Any] = {"cases": Counter(), "statuses": Counter(), "created": set(), "frames": 0, "ws_errors": 0}
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory) -> Iterator[Runtime]:
+    env = {
+        "RATE_LIMIT_RPS": "100000",
+        "RATE_LIMIT_BURST": "100000",
+        "ENABLE_TEST_ENDPOINTS": "false",  # /test/dlq/bulk would queue 100 failing orders a case
+        "RETRY_DELAYS_S": "1,1,1",
+    }
+    with own_runtime(tmp_path_factory.mktemp("fuzz"), env) as runtime:
+        yield runtime
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_rest_api_from_its_openapi_document(case, rt):
+    # Every check but positive_data_acceptance: which tokens and amounts are valid is data (GET /tokens,
+    # each token's decimals), not schema, so a schema-valid order may rightly be 400.
+    response = case.call_and_validate(
+        base_url=rt.rest, headers={"x-api-key": DEV_KEY}, excluded_checks=[checks.positive_data_acceptance]
+    )
+    label = f"{case.method} {case.path}"
+    RESULTS["cases"][label] += 1
+    RESULTS["statuses"][response.status_code] += 1
+    assert response.status_code < 500, (label, response.status_code, response.text[:300])
+    if case.method == "POST" and case.path == "/order" and response.status_code == 201:
+        RESULTS["created"].add(response.json()["orderId"])
+
+
+FRAME_TEXT = st.one_of(
+    st.text(max_size=200),
+    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+    st.builds(
+        json.dumps,
+        st.fixed_dictionaries(
+            {"action": st.sampled_from(["subscribe", "unsubscribe", "$connect", "$default", "", "sendmessage"])},
+            optional={
+                "orderId": st.one_of(st.text(max_size=80), st.integers(), st.none(), st.lists(st.integers())),
+                "apiKey": st.text(max_size=20),
+            },
+        ),
+    ),
+    st.builds(json.dumps, st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10), st.lists)),
+    st.integers(min_value=4000, max_value=9000).map(lambda n: json.dumps({"action": "subscribe", "orderId": "x" * n})),
+)
+
+
+def test_websocket_frames(rt):
+    conn = websocket.create_connection(f"{rt.ws}/?apiKey={DEV_KEY}", timeout=10)
+    try:
+
+        @given(frame=FRAME_TEXT)
+        @settings(max_examples=FRAMES, deadline=None, derandomize=True, database=None)
+        def one_frame(frame: str) -> None:
+            conn.send(frame)
+            RESULTS["frames"] += 1
+            reply = json.loads(conn.recv())
+            # every bad frame gets the contract's error frame; API Gateway's own 5xx frame never comes
+            if reply.get("message") == "Internal server error":
+                RESULTS["ws_errors"] += 1
+            assert reply.get("message") != "Internal server error", (frame[:200], reply)
+            assert reply.get("type") in ("error", "status"), (frame[:200], reply)
+            if reply["type"] == "error":
+                assert reply["error"] and reply["message"], reply
+
+        one_frame()
+        # the connection is still open and still works
+        conn.send(json.dumps({"action": "subscribe", "orderId": "nope"}))
+        assert json.loads(conn.recv())["error"] == "not_found"
+    finally:
+        conn.close()
+
+
+def test_rejected_input_stored_nothing_and_no_accepted_order_was_lost(rt):
+    assert sum(RESULTS["cases"].values()) > 0, "the REST fuzzer ran no case"
+    time.sleep(0.5)
+    stored: set[str] = set()
+    token = None
+    while True:
+        status, page = http("GET", f"{rt.rest}/orders?limit=100" + (f"&nextToken={token}" if token else ""))
+        assert status == 200, page
+        stored |= {o["orderId"] for o in page["items"]}
+        token = page["nextToken"]
+        if not token:
+            break
+    created = RESULTS["created"]
+    assert stored == created, {"stored only": stored - created, "lost": created - stored}
+
+    def all_terminal() -> bool:
+        return all(http("GET", f"{rt.rest}/order/{oid}")[1]["status"] in ("confirmed", "failed") for oid in stored)
+
+    wait_until(all_terminal, 120, "every accepted order terminal", interval=1.0)
+    print(
+        f"\nfuzz: {sum(RESULTS['cases'].values())} REST cases over {len(RESULTS['cases'])} method+path pairs, "
+        f"statuses {dict(sorted(RESULTS['statuses'].items()))}, {len(stored)} orders accepted and all terminal; "
+        f"{RESULTS['frames']} WebSocket frames, {RESULTS['ws_errors']} server errors"
+    )
