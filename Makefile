@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e package clean browser bench solana-programs
+.PHONY: run test lint typecheck unit e2e package clean browser bench solana-programs issue-key
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (Python 3.11)"; exit 1; }
@@ -56,6 +56,10 @@ package: $(STAMP)
 	  $(VENV)/bin/chalice package --stage $(STAGE) --pkg-format cloudformation \
 	  --merge-template infra/resources.json $(PACKAGE_DIR)/
 	@echo "packaged stage $(STAGE): $(PACKAGE_DIR)/sam.json $(PACKAGE_DIR)/deployment.zip (deploy: docs/deploy.md)"
+
+## Issue an API key to a client (docs/threat-model.md): NAME=alice [ADMIN=1] [USAGE_PLAN_ID=...]; CLIENTS_TABLE names the table.
+issue-key: $(STAMP)
+	$(PY) scripts/issue_key.py --name "$(NAME)" $(if $(ADMIN),--admin) $(if $(USAGE_PLAN_ID),--usage-plan-id $(USAGE_PLAN_ID))
 
 ## Benchmarks (docs/benchmarks.md): SCENARIO=reference|zero|burst|all
 SCENARIO ?= reference
