@@ -26,6 +26,7 @@ from chalice.local import (
 from . import authorizers
 from .gateway_responses import GatewayResponses
 from .logs import log, log_error
+from .redact import redacted_path
 from .throttle import UsagePlan
 
 
@@ -49,13 +50,13 @@ class LoggingRequestHandler(ChaliceRequestHandler):
         try:
             self._generic_handle()
         except Exception as exc:  # log it with a traceback, then let the server answer
-            log_error("http_error", exc, method=self.command, path=self.path)
+            log_error("http_error", exc, method=self.command, path=redacted_path(self.path))
             raise
         finally:
             log(
                 "http",
                 method=self.command,
-                path=self.path,
+                path=redacted_path(self.path),
                 status=self._status,
                 ms=round((time.perf_counter() - start) * 1000, 1),
             )

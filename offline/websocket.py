@@ -41,6 +41,7 @@ from .awscalls import PATH as AWS_CALLS_PATH
 from .awscalls import AwsCallCounter
 from .logs import log, log_error
 from .project import FunctionSettings, entry_point
+from .redact import redacted_query
 
 CONNECT = "$connect"
 DISCONNECT = "$disconnect"
@@ -350,7 +351,7 @@ class WebSocketGateway:
                 return web.Response(status=status, text=json.dumps({"message": message}))
             event["requestContext"]["authorizer"] = dict(conn.authorizer or {})
         status, response = await self._invoke_logged(
-            "ws_connect", conn, CONNECT, event, query=event["queryStringParameters"]
+            "ws_connect", conn, CONNECT, event, query=redacted_query(event["queryStringParameters"])
         )
         if not 200 <= status < 300:
             message = "Internal server error" if status >= 500 else "Forbidden"

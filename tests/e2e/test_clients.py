@@ -176,3 +176,14 @@ def test_a_frame_above_the_size_limit_is_refused_and_the_connection_stays_open(r
         assert json.loads(conn.recv())["error"] == "not_found"
     finally:
         conn.close()
+
+
+def test_no_key_is_ever_logged(rt):
+    # GIVEN every request of this module (keys in headers, in ?apiKey=, refused ones too)
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(f"{rt.ws}/?apiKey={KEYS['alice']}&orderId=none-such", timeout=10)
+    log = rt.log_path.read_text()
+    # THEN the runtime's and the engine's log lines name clients, never a key
+    assert "ws_connect" in log and "[redacted]" in log
+    for key in (*KEYS.values(), "not-a-key", "wrong"):
+        assert key not in log, key
