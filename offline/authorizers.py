@@ -15,6 +15,8 @@ and query; its principal and context are on every later event of the connection
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,6 +34,7 @@ from chalice.local import (
 from chalice.utils import to_cfn_resource_name
 
 from .logs import log_error
+from .sigv4 import SigV4Routes, signature_error
 from .throttle import UsagePlan
 
 __all__ = ["ConnectAuthorizer", "TemplateAuthorizer", "ThrottledError", "allows", "install"]
@@ -50,12 +53,17 @@ def _unauthorized(request_id: str) -> NotAuthorizedError:
 class TemplateAuthorizer(LocalGatewayAuthorizer):
     """Chalice's local authorizer with API Gateway's identity source, errors and usage plan."""
 
-    def __init__(self, app_object: Chalice, usage_plan: UsagePlan | None) -> None:
+    def __init__(self, app_object: Chalice, usage_plan: UsagePlan | None, sigv4: SigV4Routes | None = None) -> None:
         super().__init__(app_object)
         self.usage_plan = usage_plan
+        self.sigv4 = sigv4
 
     def authorize(self, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
         route = self._route_for_event(lambda_event)
+        context = lambda_event["requestContext"]
+        if self.sigv4 is not None and (context.get("resourcePath"), context.get("httpMethod")) in self.sigv4:
+            self._check_signature(raw_path, lambda_event, lambda_context.aws_request_id)
+            return lambda_event, lambda_context
         authorizer = route.authorizer if route is not None else None
         if not isinstance(authorizer, ChaliceAuthorizer):
             return super().authorize(raw_path, lambda_event, lambda_context)
@@ -96,6 +104,31 @@ class TemplateAuthorizer(LocalGatewayAuthorizer):
         lambda_event["requestContext"]["authorizer"] = principal
         return lambda_event, lambda_context
 
+    @staticmethod
+    def _check_signature(raw_path: str, lambda_event: Any, request_id: str) -> None:
+        headers = lambda_event.get("headers") or {}
+        body = lambda_event.get("body")
+        if lambda_event.get("isBase64Encoded") and body:
+            payload: bytes | None = base64.b64decode(body)
+        else:
+            payload = body.encode() if isinstance(body, str) else body
+        url = f"http://{headers.get('host', 'localhost')}{raw_path}"
+        error = signature_error(context_method(lambda_event), url, headers, payload)
+        if error is None:
+            return
+        kind = (
+            "MissingAuthenticationTokenException"
+            if error == "Missing Authentication Token"
+            else "InvalidSignatureException"
+        )
+        raise ForbiddenError(
+            {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": kind}, json.dumps({"message": error}).encode()
+        )
+
+
+def context_method(lambda_event: Any) -> str:
+    return str(lambda_event["requestContext"]["httpMethod"])
+
 
 def allows(policy: Any, arn: str) -> bool:
     """An IAM policy allows execute-api:Invoke on `arn` (an explicit Deny wins)."""
@@ -112,9 +145,9 @@ def allows(policy: Any, arn: str) -> bool:
     return allowed
 
 
-def install(gateway: LocalGateway, usage_plan: UsagePlan | None) -> None:
+def install(gateway: LocalGateway, usage_plan: UsagePlan | None, sigv4: SigV4Routes | None = None) -> None:
     """Put the template-faithful authorizer into one request's ``LocalGateway``."""
-    gateway._authorizer = TemplateAuthorizer(gateway._app_object, usage_plan)
+    gateway._authorizer = TemplateAuthorizer(gateway._app_object, usage_plan, sigv4)
 
 
 class ConnectAuthorizer:

@@ -38,6 +38,8 @@ def response_type_for(status: int, message: str, error_type: str) -> str:
     """The GatewayResponse type API Gateway would use for an error it generated itself."""
     if status == 403 and "Missing Authentication Token" in message:
         return "MISSING_AUTHENTICATION_TOKEN"
+    if status == 403 and error_type == "InvalidSignatureException":
+        return "INVALID_SIGNATURE"
     if status == 403 and error_type == "AccessDeniedException":
         return "ACCESS_DENIED"
     if status == 401:

@@ -27,6 +27,7 @@ from . import authorizers
 from .gateway_responses import GatewayResponses
 from .logs import log, log_error
 from .redact import redacted_path
+from .sigv4 import SigV4Routes
 from .throttle import UsagePlan
 
 
@@ -42,11 +43,12 @@ class LoggingRequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
     gateway_responses = GatewayResponses()  # set per server from the template
     usage_plan: UsagePlan | None = None  # the template's usage plan (throttling per API key)
+    sigv4_routes: SigV4Routes | None = None  # the routes the template marks awsSigv4 (IAM)
 
     def _logged_handle(self) -> None:
         start = time.perf_counter()
         self._status = 0
-        authorizers.install(self.local_gateway, self.usage_plan)
+        authorizers.install(self.local_gateway, self.usage_plan, self.sigv4_routes)
         try:
             self._generic_handle()
         except Exception as exc:  # log it with a traceback, then let the server answer
@@ -113,6 +115,7 @@ class RestServer:
         port: int,
         gateway_responses: GatewayResponses | None = None,
         usage_plan: UsagePlan | None = None,
+        sigv4_routes: SigV4Routes | None = None,
     ) -> None:
         validate_routes(app_obj.routes)
         # What chalice.local.create_local_server does: make
@@ -124,7 +127,11 @@ class RestServer:
         handler = type(
             "TemplateRequestHandler",
             (LoggingRequestHandler,),
-            {"gateway_responses": gateway_responses or GatewayResponses(), "usage_plan": usage_plan},
+            {
+                "gateway_responses": gateway_responses or GatewayResponses(),
+                "usage_plan": usage_plan,
+                "sigv4_routes": sigv4_routes,
+            },
         )
         self._dev = LocalDevServer(app_obj, config, host, port, handler_cls=handler, server_cls=BackloggedHTTPServer)
         self.host = host

@@ -30,6 +30,7 @@ from .provision import load_template, provision
 from .rest import RestServer
 from .schedules import ScheduleRunner
 from .sidecar import Sidecar
+from .sigv4 import SigV4Routes
 from .sqs import SqsPoller
 from .throttle import UsagePlan
 from .websocket import WebSocketGateway
@@ -197,7 +198,8 @@ class LocalRuntime:
         loaded = load_template(template) if template is not None else {}
         responses = GatewayResponses.from_template(loaded) if template is not None else None
         usage_plan = UsagePlan.from_template(loaded, os.environ)
-        self.rest = RestServer(self.app, self.config, self.host, self.rest_port, responses, usage_plan)
+        sigv4 = SigV4Routes.from_template(loaded, self.app)
+        self.rest = RestServer(self.app, self.config, self.host, self.rest_port, responses, usage_plan, sigv4)
         self.rest.start()
         self.rest_port = self.rest.port
         self.websocket = WebSocketGateway(
