@@ -61,8 +61,6 @@ class Settings:
     api_keys: str = ""
     clients_table: str = ""
     max_frame_bytes: int = 4 * 1024
-    ws_connections_per_key: int = 100
-    ws_frames_per_connection: int = 1000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -97,6 +95,4 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clients_table=env.get("CLIENTS_TABLE", ""),
         max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),
         max_frame_bytes=int(env.get("MAX_FRAME_BYTES") or Settings.max_frame_bytes),
-        ws_connections_per_key=int(env.get("WS_CONNECTIONS_PER_KEY") or Settings.ws_connections_per_key),
-        ws_frames_per_connection=int(env.get("WS_FRAMES_PER_CONNECTION") or Settings.ws_frames_per_connection),
     )
