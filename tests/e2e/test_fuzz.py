@@ -92,6 +92,21 @@ FRAME_TEXT = st.one_of(
 )
 
 
+def _acknowledged_silently(frame: str) -> bool:
+    """`unsubscribe` with a plausible id: the contract sends nothing back for it."""
+    try:
+        parsed = json.loads(frame)
+    except ValueError:
+        return False
+    return (
+        isinstance(parsed, dict)
+        and parsed.get("action") == "unsubscribe"
+        and isinstance(parsed.get("orderId"), str)
+        and 0 < len(parsed["orderId"]) <= 64
+        and len(frame.encode()) <= 4096
+    )
+
+
 def test_websocket_frames(rt):
     conn = websocket.create_connection(f"{rt.ws}/?apiKey={DEV_KEY}", timeout=10)
     try:
@@ -101,6 +116,11 @@ def test_websocket_frames(rt):
         def one_frame(frame: str) -> None:
             conn.send(frame)
             RESULTS["frames"] += 1
+            if _acknowledged_silently(frame):
+                # an unsubscribe that succeeds has no answer: a probe shows the connection still serves
+                conn.send(json.dumps({"action": "subscribe", "orderId": "probe"}))
+                assert json.loads(conn.recv())["error"] == "not_found"
+                return
             reply = json.loads(conn.recv())
             # every bad frame gets the contract's error frame; API Gateway's own 5xx frame never comes
             if reply.get("message") == "Internal server error":
