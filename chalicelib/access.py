@@ -17,7 +17,7 @@ from chalicelib.bootstrap import engine
 from chalicelib.clients import Client, Forbidden, Unauthorized, client_from_context, hash_key, key_from_request
 from chalicelib.logs import logger
 
-__all__ = ["CLIENT_ROUTES", "authorize_rest", "authorize_ws", "request_client", "require_admin"]
+__all__ = ["CLIENT_ROUTES", "authorize_rest", "authorize_ws", "connection_client", "request_client", "require_admin"]
 
 # What every client may call; an admin key may call every route ("*"): /api/dlq/*, /api/stats, /test/*.
 CLIENT_ROUTES = ["/order", "/order/*", "/orders", "/tokens"]
@@ -61,6 +61,14 @@ def authorize_ws(event: Mapping[str, Any]) -> dict[str, Any]:
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [event.get("methodArn")]}],
         },
     }
+
+
+def connection_client(event: Mapping[str, Any]) -> str:
+    """A $connect's client: the authorizer's; where a stack has none, the key the connect carries."""
+    client = client_from_context(event.get("requestContext"))
+    if client is not None:
+        return client.name
+    return _find(key_from_request(event.get("headers"), event.get("queryStringParameters"))).name
 
 
 def request_client(request_context: Mapping[str, Any] | None) -> Client:

@@ -15,9 +15,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Response
 
 from chalicelib import console
-from chalicelib.access import request_client, require_admin
+from chalicelib.access import connection_client, request_client, require_admin
 from chalicelib.bootstrap import engine
-from chalicelib.clients import Unauthorized, client_from_context, hash_key, key_from_request
+from chalicelib.clients import Unauthorized, client_from_context
 from chalicelib.errors import EngineError, InvalidOrder, OrderNotFound
 from chalicelib.logs import logger
 from chalicelib.metrics import flush as flush_metrics
@@ -111,9 +111,9 @@ def _test_endpoints_enabled(eng: Any) -> None:
 
 def submit_test_orders(request: Any) -> Response:
     def run() -> Response:
+        client = require_admin(request.context)
         eng = engine()
         _test_endpoints_enabled(eng)
-        client = require_admin(request.context)
         body = parse_json_body(request.raw_body or b"{}", eng.settings.max_body_bytes)
         count = body.get("count") if isinstance(body, dict) else None
         if isinstance(count, bool) or count is None or count != int(count) or not 1 <= int(count) <= 100:
@@ -126,9 +126,9 @@ def submit_test_orders(request: Any) -> Response:
 
 def submit_test_order(request: Any) -> Response:
     def run() -> Response:
+        client = require_admin(request.context)
         eng = engine()
         _test_endpoints_enabled(eng)
-        client = require_admin(request.context)
         return _json({"orderId": _test_order(eng, client.name).order_id, "status": "pending"}, 201)
 
     return _guard(run)
@@ -236,23 +236,11 @@ def ws_connect(event: Any) -> Response | None:
     query = raw.get("queryStringParameters") or {}
     order_id = query.get("orderId")
     try:
-        client = _ws_client(raw)
+        client = connection_client(raw)
         engine().subscriptions.connect(event.connection_id, order_id, client)
     except (OrderNotFound, Unauthorized) as exc:
         return _error(exc)
     return None
-
-
-def _ws_client(raw: dict[str, Any]) -> str:
-    """The $connect authorizer's client; where a stack has none, the handler checks the key itself."""
-    client = client_from_context(raw.get("requestContext"))
-    if client is not None:
-        return client.name
-    key = key_from_request(raw.get("headers"), raw.get("queryStringParameters"))
-    found = engine().clients.find(hash_key(key)) if key and len(key) <= 256 else None
-    if found is None:
-        raise Unauthorized("a valid apiKey (query) or x-api-key (header) is required")
-    return found.name
 
 
 def ws_message(event: Any) -> None:

@@ -12,6 +12,7 @@ from chalicelib.clients import (
     ChainedDirectory,
     Client,
     MemoryClientDirectory,
+    Unauthorized,
     client_from_context,
     hash_key,
     key_from_request,
@@ -127,3 +128,11 @@ def test_secrets_in_queries_are_redacted_for_logs():
     assert redacted_query({"apiKey": "k", "orderId": "o"}) == {"apiKey": "[redacted]", "orderId": "o"}
     assert redacted_path("/x?orderId=o&apiKey=k") == "/x?orderId=o&apiKey=[redacted]"
     assert redacted_path("/orders?limit=5") == "/orders?limit=5"
+
+
+def test_a_connect_without_authorizer_context_checks_the_key_itself(keys):
+    authorized = {"requestContext": {"authorizer": {"principalId": "root", "client": "root", "admin": "true"}}}
+    assert access.connection_client(authorized) == "root"
+    assert access.connection_client({"requestContext": {}, "queryStringParameters": {"apiKey": "ka"}}) == "alice"
+    with pytest.raises(Unauthorized):
+        access.connection_client({"requestContext": {}, "queryStringParameters": {"apiKey": "zz"}})
