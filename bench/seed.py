@@ -12,6 +12,7 @@ that repeats the run.
 from __future__ import annotations
 
 import argparse
+import bisect
 import gc
 import itertools
 import os
@@ -22,10 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from bench import output
-from bench.metrics import percentiles
+from bench.metrics import percentiles, ts
 from bench.per_order import StreamTrace, check_stream, run_open_loop
 from bench.stack import Engine, engine_under_test
 
@@ -119,23 +118,18 @@ def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
 
 
 class Sampler:
-    """Every `every_s`: the order queue's depth (asked of the emulator directly) and the runtime's call counts."""
+    """Every `every_s`, the runtime's AWS call counts (asked of the runtime: the emulator is left alone).
+
+    The order queue's depth is not asked of the emulator (moto's GetQueueAttributes scans
+    every message, which would load the very thing measured): `depth_at` derives it from
+    the traces afterwards.
+    """
 
     def __init__(self, engine: Engine, every_s: float = 0.5) -> None:
         self.engine = engine
         self.every_s = every_s
         self.samples: list[dict[str, Any]] = []
         self._stop = threading.Event()
-        self._sqs = boto3.client(
-            "sqs",
-            endpoint_url=engine.aws_endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        urls = self._sqs.list_queues().get("QueueUrls", [])
-        names = {u: u.rstrip("/").rsplit("/", 1)[-1] for u in urls}
-        self._queue = next(u for u, n in names.items() if "orders" in n and "dlq" not in n)
         self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
 
     def start(self) -> Sampler:
@@ -148,19 +142,20 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
-            try:
-                attrs = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["All"])["Attributes"]
-                calls = self.engine.aws_calls()
-            except Exception:  # noqa: BLE001 - a missed sample is not a failed run
-                continue
-            self.samples.append(
-                {
-                    "t": time.time(),
-                    "waiting": int(attrs.get("ApproximateNumberOfMessages", 0)),
-                    "inFlight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                    "calls": calls,
-                }
-            )
+            calls = self.engine.aws_calls()
+            if calls is not None:
+                self.samples.append({"t": time.time(), "calls": calls})
+
+
+def depth_at(traces: list[StreamTrace], moments: list[float]) -> list[int]:
+    """Orders waiting in the queue at each moment: accepted (POST answered) and not yet executing.
+
+    An order starts executing at its first `routing` event's timestamp (the engine's clock,
+    the same machine's).
+    """
+    accepted = sorted(t.post_end for t in traces if t.order_id)
+    started = sorted(ts(f["timestamp"]) for t in traces for f in t.frames[:3] if f.get("status") == "routing")
+    return [max(0, bisect.bisect_right(accepted, m) - bisect.bisect_right(started, m)) for m in moments]
 
 
 def _rows(snapshot: dict[str, Any] | None) -> dict[tuple[str, str, str], tuple[int, float]]:
@@ -178,6 +173,8 @@ def by_depth(samples: list[dict[str, Any]], traces: list[StreamTrace], bands: li
     For each band: calls per confirmed order, and the mean time of one call per operation.
     """
     done_at = sorted(t for t in (tr.terminal_at for tr in traces) if t is not None)
+    for sample, depth in zip(samples, depth_at(traces, [s["t"] for s in samples]), strict=True):
+        sample["waiting"] = depth
     result = []
     for low, high in bands:
         totals: dict[tuple[str, str, str], list[float]] = {}
@@ -309,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "awsCallsPerOrder": round((calls or {}).get("total", 0) / accepted, 2),
         "awsCalls": per_op,
         "byDepth": by_depth(sampler.samples, traces, [(0, 10), (11, 100), (101, 500), (501, 100000)]),
-        "depthMax": max((s["waiting"] for s in sampler.samples), default=0),
+        "depthMax": max((s.get("waiting", 0) for s in sampler.samples), default=0),
     }
 
 

@@ -89,14 +89,19 @@ class OrderService:
             self.queue.send({"orderId": order_id, "round": existing.round})
         return Submission(existing, created=False)
 
-    def requeue_stranded(self, older_than_s: float, window_s: float = 3600) -> list[str]:
+    def requeue_stranded(self, older_than_s: float, window_s: float = 3600, backlog_factor: int = 10) -> list[str]:
         """Queue again every order still `pending` well after it was accepted.
 
         The POST stores the order, then queues it; a process that dies in between leaves
-        an order no worker will see. A worker ignores a duplicate, so re-sending is safe.
+        an order no worker will see. A worker ignores a duplicate, so re-sending is safe,
+        but not free: while messages wait in the queue, a `pending` order is most likely
+        one of them, and re-queueing every order of a backlog older than `older_than_s`
+        would double the backlog (each duplicate is received, read and deleted). So while
+        the queue is not empty, only orders pending `backlog_factor` times longer are sent.
         """
         now = time.time()
-        cutoff = _iso(now - older_than_s)
+        waiting, _ = self.queue.counts()
+        cutoff = _iso(now - older_than_s * (backlog_factor if waiting else 1))
         since = _iso(now - window_s)
         stranded = self.store.pending_between(since, cutoff)
         for record in stranded:

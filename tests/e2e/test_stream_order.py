@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench.per_order import check_stream, run_open_loop
-from tests.support import Runtime
+from tests.support import Runtime, moto_server
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +22,15 @@ RATE = 10.0  # per second, open loop; a backlog would hide the race (the replay 
 
 
 @pytest.fixture(scope="module")
-def zero_delay_runtime(emulator, tmp_path_factory) -> Iterator[Runtime]:
-    log = tmp_path_factory.mktemp("stream-order") / "runtime.log"
-    rt = Runtime(emulator, log, {"DEX_QUOTE_MS": "0", "DEX_SUBMIT_MS": "0"}).start()
-    try:
-        yield rt
-    finally:
-        rt.stop()
+def zero_delay_runtime(tmp_path_factory) -> Iterator[Runtime]:
+    # Its own emulator: the session's runtime would consume this one's queues (replays included).
+    logs = tmp_path_factory.mktemp("stream-order")
+    with moto_server(logs) as endpoint:
+        rt = Runtime(endpoint, logs / "runtime.log", {"DEX_QUOTE_MS": "0", "DEX_SUBMIT_MS": "0"}).start()
+        try:
+            yield rt
+        finally:
+            rt.stop()
 
 
 @pytest.mark.timeout(300)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -321,11 +322,25 @@ def test_stranded_pending_orders_are_queued_again(eng):
     # GIVEN an order stored but never queued (the process died in between)
     record = eng.orders.submit(_request()).record
     eng.orders_queue.sent.clear()
+    eng.orders_queue.delete(list(eng.orders_queue._live))
     # WHEN the sweeper runs with a zero age threshold
     requeued = eng.orders.requeue_stranded(older_than_s=0)
     # THEN the order is queued again, once
     assert requeued == [record.order_id]
     assert eng.orders_queue.sent == [{"orderId": record.order_id, "round": 1}]
+
+
+def test_while_the_queue_has_a_backlog_a_pending_order_is_not_queued_twice(eng):
+    # GIVEN an order accepted a minute ago, still pending because it waits in a queue with a backlog
+    record = eng.orders.submit(_request()).record
+    eng.orders_queue.sent.clear()
+    minute_ago = (datetime.now(UTC) - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    eng.store._items[record.order_id] = record.with_(created_at=minute_ago)
+    # WHEN the sweeper runs (stranded after 30 s)
+    requeued = eng.orders.requeue_stranded(older_than_s=30)
+    # THEN nothing is sent: with messages waiting it only re-queues orders pending 10 times as long
+    assert requeued == [] and eng.orders_queue.sent == []
+    assert eng.orders.requeue_stranded(older_than_s=5) == [record.order_id]
 
 
 def test_dead_letters_get_records_and_redrive_starts_a_new_round(eng):
