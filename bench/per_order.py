@@ -37,6 +37,7 @@ class StreamTrace:
     closed_at: float | None = None  # the server closed the connection
     close_code: int | None = None
     error: str | None = None
+    timed_out: bool = False  # the stream was still open when the client gave up
 
     @property
     def terminal_at(self) -> float | None:
@@ -61,18 +62,24 @@ class StreamCheck:
     missing: list[int]  # seqs below the highest received that never arrived
     repeated: list[int]  # seqs received more than once
     no_terminal: bool  # the stream ended (or the run did) without a terminal status
+    timed_out: bool  # the client gave up waiting (slow, not wrong: counted apart)
     closed_early: bool  # closed by the server before the terminal status
     after_terminal: int  # frames received after the terminal status
 
     @property
     def ok(self) -> bool:
-        return not (
+        return not (self.wrong or self.no_terminal)
+
+    @property
+    def wrong(self) -> bool:
+        """What arrived is wrong (as opposed to: not everything arrived before the client gave up)."""
+        return bool(
             self.out_of_order
             or self.missing
             or self.repeated
-            or self.no_terminal
             or self.closed_early
             or self.after_terminal
+            or (self.no_terminal and not self.timed_out)
         )
 
 
@@ -95,6 +102,7 @@ def check_stream(trace: StreamTrace) -> StreamCheck:
         no_terminal=terminal_index is None,
         closed_early=trace.closed_at is not None and terminal_index is None,
         after_terminal=after,
+        timed_out=trace.timed_out,
     )
 
 
@@ -122,8 +130,12 @@ async def _one(
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"stream open after {stream_timeout_s:g}s")
-                msg = await ws.receive(timeout=left)
+                    raise TimeoutError(f"stream still open after {stream_timeout_s:g}s")
+                try:
+                    msg = await ws.receive(timeout=left)
+                except TimeoutError:
+                    trace.timed_out = True
+                    raise TimeoutError(f"stream still open after {stream_timeout_s:g}s") from None
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     trace.frames.append({**json.loads(msg.data), "_recv": time.time()})
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):

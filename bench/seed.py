@@ -243,14 +243,15 @@ def summarize(traces: list[StreamTrace], started: float) -> dict[str, Any]:
             "missing": sum(1 for c in checks if c.missing),
             "repeated": sum(1 for c in checks if c.repeated),
             "closedEarly": sum(1 for c in checks if c.closed_early),
-            "noTerminal": sum(1 for c in checks if c.no_terminal),
+            "noTerminal": sum(1 for c in checks if c.no_terminal and not c.timed_out),
             "afterTerminal": sum(1 for c in checks if c.after_terminal),
-            "bad": sum(1 for c in checks if not c.ok),
+            "bad": sum(1 for c in checks if c.wrong),
+            "timedOut": sum(1 for c in checks if c.timed_out),
         },
         "examples": [
             {"orderId": t.order_id, "seqs": [f.get("seq") for f in t.frames], "error": t.error}
             for t in traces
-            if t.error or (t.order_id and not check_stream(t).ok)
+            if (t.error and not t.timed_out) or (t.order_id and check_stream(t).wrong)
         ][:5],
     }
 
@@ -326,7 +327,8 @@ def render(report: dict[str, Any]) -> str:
         f"POST        {pct(s['postMs'])}",
         f"streams     {st['connections']} connections: {st['bad']} wrong = out of order {st['outOfOrder']}, "
         f"missing {st['missing']}, repeated {st['repeated']}, closed early {st['closedEarly']}, "
-        f"no terminal {st['noTerminal']}, frames after terminal {st['afterTerminal']}",
+        f"no terminal {st['noTerminal']}, frames after terminal {st['afterTerminal']}; "
+        f"still open when the client gave up (slow, not wrong) {st['timedOut']}",
         "cpu         "
         + "  ".join(f"{role} {c['seconds']} s ({c['ofOneCore']:.0%} of a core)" for role, c in report["cpu"].items())
         + f"   (machine: {report['machine']['cores']} cores, load {report['machine']['loadavg']})",
@@ -360,6 +362,10 @@ def main(argv: list[str]) -> int:
     print(f"wrote {path}", flush=True)
     s = report["summary"]
     return 0 if s["orders"]["confirmed"] == s["orders"]["requested"] and not s["streams"]["bad"] else 1
+
+
+# A stream's own timeout bounds the run: the last order starts at orders / rate seconds,
+# and no stream is waited for longer than --stream-timeout after its POST.
 
 
 if __name__ == "__main__":
