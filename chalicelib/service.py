@@ -87,7 +87,9 @@ class OrderService:
             raise IdempotencyConflict("that Idempotency-Key was already used with a different body")
         if existing.status is Status.PENDING:
             self.queue.send({"orderId": order_id, "round": existing.round})
-        return Submission(existing, created=False)
+        # Without a key the id is new (uuid4): the item can only be this very put, retried by
+        # the SDK after a timeout whose first try had landed. It was created by this request.
+        return Submission(existing, created=idempotency_key is None)
 
     def requeue_stranded(self, older_than_s: float, window_s: float = 3600, backlog_factor: int = 10) -> list[str]:
         """Queue again every order still `pending` well after it was accepted.

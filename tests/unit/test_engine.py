@@ -171,6 +171,21 @@ def _engine_with(notifier):
     )
 
 
+class _PutRetriedAfterATimeout(MemoryOrderStore):
+    """The SDK retried the conditional put after a timeout; the first try had landed."""
+
+    def create(self, record):
+        super().create(record)
+        return False
+
+
+def test_a_put_retried_by_the_sdk_is_still_a_creation_and_is_queued_once():
+    eng = _memory_engine(Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0)), store=_PutRetriedAfterATimeout())
+    submission = eng.orders.submit(_request())
+    assert submission.created  # 201, not 200: no Idempotency-Key was sent, this request made it
+    assert [m["orderId"] for m in eng.orders_queue.sent] == [submission.record.order_id]
+
+
 def test_statuses_written_while_the_replay_sends_come_after_it_in_order_then_the_close():
     notifier = _WorkerDuringReplay("c-1")
     eng = _engine_with(notifier)
