@@ -8,16 +8,21 @@ before decision 011, 5 streams in 200 came out wrong at 10/s). Each connection m
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+import websocket
 
 from bench.per_order import check_stream, run_open_loop
-from tests.support import Runtime, moto_server
+from tests.support import Runtime, http, moto_server
 
 pytestmark = pytest.mark.e2e
 
 ORDERS = 200
+ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "slippage": 0.05}
 RATE = 8.0  # per second, open loop; a backlog would hide the race (the replay would finish first)
 
 
@@ -49,3 +54,47 @@ def test_every_stream_arrives_in_order_complete_and_closed_after_the_terminal_st
     assert not bad, f"{len(bad)} of {ORDERS} streams wrong, e.g. {list(bad.items())[:3]}"
     # AND the bench's own judge agrees (it is what the capacity figures count)
     assert all(check_stream(t).ok for t in traces)
+
+
+@pytest.mark.timeout(300)
+def test_the_subscribe_action_streams_each_order_in_order_on_a_shared_connection(zero_delay_runtime):
+    # GIVEN two connections, each subscribing to every other order right after its POST
+    received: dict[str, list[tuple[str, int]]] = {}
+    lock = threading.Lock()
+    sockets = [websocket.create_connection(zero_delay_runtime.ws, timeout=10) for _ in range(2)]
+
+    def read(conn: websocket.WebSocket, name: str) -> None:
+        while True:
+            try:
+                frame = json.loads(conn.recv())
+            except (websocket.WebSocketException, OSError, ValueError):
+                return
+            if frame.get("type") == "status":
+                with lock:
+                    received.setdefault(frame["orderId"], []).append((name, int(frame["seq"])))
+
+    readers = [threading.Thread(target=read, args=(c, str(i)), daemon=True) for i, c in enumerate(sockets)]
+    for reader in readers:
+        reader.start()
+    order_ids = []
+    try:
+        # WHEN 120 orders arrive at 8/s
+        for i in range(120):
+            status, order = http("POST", f"{zero_delay_runtime.rest}/order", {**ORDER, "amount": "0.5"})
+            assert status == 201, order
+            order_ids.append(order["orderId"])
+            sockets[i % 2].send(json.dumps({"action": "subscribe", "orderId": order["orderId"]}))
+            time.sleep(1 / RATE)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            with lock:
+                if all(len(received.get(o, [])) >= 5 for o in order_ids):
+                    break
+            time.sleep(0.2)
+    finally:
+        for conn in sockets:
+            conn.close()
+    # THEN on its connection each order's statuses came 1..5, once each, in order
+    with lock:
+        wrong = {o: received.get(o) for o in order_ids if [s for _, s in received.get(o, [])] != [1, 2, 3, 4, 5]}
+    assert not wrong, f"{len(wrong)} of {len(order_ids)} streams wrong, e.g. {list(wrong.items())[:3]}"
