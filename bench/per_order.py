@@ -16,6 +16,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.load import API_KEY
+
 __all__ = ["StreamCheck", "StreamTrace", "check_stream", "run_open_loop"]
 
 TERMINAL = ("confirmed", "failed")
@@ -117,14 +119,15 @@ async def _one(
     body = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": AMOUNTS[trace.index % len(AMOUNTS)], "slippage": 0.05}
     trace.post_start = time.time()
     try:
-        async with rest.post(f"{rest_url}/order", json=body) as resp:
+        async with rest.post(f"{rest_url}/order", json=body, headers={"x-api-key": API_KEY}) as resp:
             trace.http_status = resp.status
             answer = await resp.json(content_type=None)
         trace.post_end = time.time()
         if trace.http_status != 201:
             raise RuntimeError(f"POST /order answered {trace.http_status}: {str(answer)[:200]}")
         trace.order_id = str(answer["orderId"])
-        async with sockets.ws_connect(f"{ws_url}/?orderId={trace.order_id}", heartbeat=None) as ws:
+        url = f"{ws_url}/?orderId={trace.order_id}"
+        async with sockets.ws_connect(url, heartbeat=None, headers={"x-api-key": API_KEY}) as ws:
             trace.ws_open_at = time.time()
             deadline = time.monotonic() + stream_timeout_s
             while True:

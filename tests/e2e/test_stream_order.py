@@ -17,7 +17,7 @@ import pytest
 import websocket
 
 from bench.per_order import check_stream, run_open_loop
-from tests.support import Runtime, http, moto_server
+from tests.support import DEV_KEY, Runtime, http, moto_server
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,10 @@ def test_the_subscribe_action_streams_each_order_in_order_on_a_shared_connection
     # GIVEN two connections, each subscribing to every other order right after its POST
     received: dict[str, list[tuple[str, int]]] = {}
     lock = threading.Lock()
-    sockets = [websocket.create_connection(zero_delay_runtime.ws, timeout=10) for _ in range(2)]
+    sockets = [
+        websocket.create_connection(zero_delay_runtime.ws, timeout=10, header=[f"x-api-key: {DEV_KEY}"])
+        for _ in range(2)
+    ]
 
     def read(conn: websocket.WebSocket, name: str) -> None:
         while True:
