@@ -139,6 +139,23 @@ def test_rest_function_timeout_is_502_and_resets_the_environment(rt: LocalRuntim
     assert get(rt, "/hello").status_code == 200  # a new environment serves the next request
 
 
+def test_reserved_concurrency_throttles_the_invocations_above_it(rt: LocalRuntime) -> None:
+    """Reserved concurrency is the most environments a function gets; an invocation above it is
+    throttled (TooManyRequestsException), which API Gateway answers with a 500.
+
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+    https://repost.aws/knowledge-center/api-gateway-internal-server-error
+    """
+    # GIVEN api_handler's reserved concurrency of 4 (config.json) WHEN 6 requests run at once
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(lambda _: get(rt, "/sleep?s=1"), range(6)))
+    statuses = sorted(r.status_code for r in replies)
+    # THEN at most 4 ran, the others were refused without running
+    assert statuses.count(200) <= 4 and 500 in statuses, statuses
+    assert all(r.json() == {"message": "Internal server error"} for r in replies if r.status_code == 500)
+    assert rt.functions["api_handler"].max_busy_seen <= 4
+
+
 # ------------------------------------------------------------ API Gateway REST: front door
 def test_undefined_method_is_missing_authentication_token(rt: LocalRuntime) -> None:
     """MISSING_AUTHENTICATION_TOKEN (403) for a method the API does not define.
