@@ -158,6 +158,8 @@ def test_bad_orders_get_clear_400s_and_store_nothing(runtime):
     assert status == 400 and error["field"] == "limit"
     status, error = http("GET", f"{runtime.rest}/orders?nextToken=garbage")
     assert status == 400 and error["field"] == "nextToken"
+    status, error = http("GET", f"{runtime.rest}/orders?limit=5&colour=blue")
+    assert status == 400 and error["error"] == "invalid_request" and error["field"] == "colour"
     status, error = http("GET", f"{runtime.rest}/order/does-not-exist")
     assert status == 404 and error["error"] == "not_found"
     # A path no route matches: API Gateway's own 403, in the contract's error shape (the
