@@ -11,6 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from solders.hash import Hash
 from solders.keypair import Keypair
@@ -18,7 +19,7 @@ from solders.keypair import Keypair
 from chalicelib.errors import RetryableExecutionError
 from chalicelib.market import Fill, Market, RoutePlan, SignedSwap, build_swap_transaction
 
-__all__ = ["ChainSubmission", "SimulatedChain"]
+__all__ = ["ChainSubmission", "SimulatedChain", "SwapChain"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,26 @@ class ChainSubmission:
     signature: str
     submitted_at_ms: int
     confirm_at_ms: int
+    raw: bytes = b""  # the signed transaction, for rebroadcasts (a real cluster)
+    last_valid_block_height: int | None = None
+
+
+class SwapChain(Protocol):
+    """Build a plan's signed swap, record its submission, confirm it and say what it filled.
+
+    SimulatedChain (this module) models it; chalicelib.landing.ChainLander lands it on a
+    real cluster. `submit` puts nothing on the wire the executor has not written down.
+    """
+
+    def build(self, plan: RoutePlan, min_amount_out: int, memo: str = "") -> SignedSwap:
+        """`memo` (the order and attempt) makes two equal orders two different transactions."""
+
+    def submit(self, signed: SignedSwap) -> ChainSubmission: ...
+
+    def confirm(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill: ...
+
+    def settle(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill:
+        """What became of a submission, at one look: its fill, or an error saying why not (yet)."""
 
 
 class SimulatedChain:
@@ -47,7 +68,7 @@ class SimulatedChain:
         self.sleep = sleep
         self.payer = Keypair.from_seed(hashlib.sha256(f"solana-exec-payer:{seed}".encode()).digest())
 
-    def build(self, plan: RoutePlan, min_amount_out: int) -> SignedSwap:
+    def build(self, plan: RoutePlan, min_amount_out: int, memo: str = "") -> SignedSwap:
         slot = self.clock_ms() // 400  # a slot every 400 ms, like mainnet
         blockhash = Hash.hash(f"slot:{slot}".encode())
         return build_swap_transaction(plan, min_amount_out, self.payer, blockhash)
@@ -78,3 +99,6 @@ class SimulatedChain:
         if draw < self.drop_ppm + self.expire_ppm:
             raise RetryableExecutionError("the transaction's blockhash expired", reason="blockhash_expired")
         return self.market.execute(plan, min_amount_out, now_ms=submission.confirm_at_ms)
+
+    def settle(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill:
+        return self.confirm(plan, min_amount_out, submission)  # a pure function of the submission

@@ -13,17 +13,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from chalicelib.chain import ChainSubmission, SimulatedChain
+from chalicelib.chain import ChainSubmission, SwapChain
 from chalicelib.errors import ExecutionError, PermanentExecutionError, RetryableExecutionError, StaleWrite
 from chalicelib.failures import FailureRecord, FailureStore
 from chalicelib.logs import logger
 from chalicelib.market import (
     DEFAULT_TOKENS,
-    Market,
     MarketError,
     RoutePlan,
+    Token,
     TokenRegistry,
 )
 from chalicelib.metrics import record_confirmed, record_failed, record_retry
@@ -32,6 +32,12 @@ from chalicelib.ports import OrderStore
 from chalicelib.publisher import StatusPublisher
 
 __all__ = ["AttemptOutcome", "OrderExecutor"]
+
+
+class Router(Protocol):
+    """What execution needs of a market: the modelled one (Market) or the chain's (OnChainMarket)."""
+
+    def route(self, token_in: Token, token_out: Token, amount_in: int) -> RoutePlan: ...
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,8 @@ class OrderExecutor:
         self,
         store: OrderStore,
         publisher: StatusPublisher,
-        market: Market,
-        chain: SimulatedChain,
+        market: Router,
+        chain: SwapChain,
         retry_delays_s: tuple[int, ...],
         failures: FailureStore,
         registry: TokenRegistry = DEFAULT_TOKENS,
@@ -149,7 +155,7 @@ class OrderExecutor:
         min_out = request.min_amount_out(plan.amount_out)
         min_out_text = plain_decimal(self.registry.to_decimal(token_out, min_out))
         record = self._write(record, Status.BUILDING, {"minAmountOut": min_out_text}, {})
-        signed = self.chain.build(plan, min_out)
+        signed = self.chain.build(plan, min_out, memo=f"{record.order_id}/{round_}/{attempt}")
         if record.details.get("testFailure"):
             raise RetryableExecutionError(
                 "simulated failure: the test harness drops every transaction", reason="test_failure"
@@ -169,13 +175,21 @@ class OrderExecutor:
                 "submittedAtMs": submission.submitted_at_ms,
                 "quoteWaitMs": plan.quote_wait_ms,
                 "confirmAtMs": submission.confirm_at_ms,
+                # A real cluster: the signed bytes to rebroadcast, and when their blockhash expires.
+                "rawTransaction": base64.b64encode(signed.raw).decode() if submission.raw else None,
+                "lastValidBlockHeight": submission.last_valid_block_height,
             },
         )
         self._confirm(record, plan, submission)
 
-    def _confirm(self, record: OrderRecord, plan: RoutePlan, submission: ChainSubmission) -> None:
+    def _confirm(
+        self, record: OrderRecord, plan: RoutePlan, submission: ChainSubmission, *, look_once: bool = False
+    ) -> None:
         min_out = int(record.details["minAmountOutBase"])
-        fill = self.chain.confirm(plan, min_out, submission)
+        if look_once:  # the DLQ's reconcile, inside an API call: one look, no waiting for the chain
+            fill = self.chain.settle(plan, min_out, submission)
+        else:
+            fill = self.chain.confirm(plan, min_out, submission)
         token_out = plan.token_out
         amount_out = plain_decimal(self.registry.to_decimal(token_out, fill.amount_out))
         executed_price = plain_decimal(fill.executed_price)
@@ -190,6 +204,15 @@ class OrderExecutor:
                 "chainMs": submission.confirm_at_ms - submission.submitted_at_ms,
             },
         }
+        if fill.slot is not None:  # a real cluster: where it landed and what it cost (getTransaction)
+            fields["slot"] = fill.slot
+            fields["fee"] = fill.fee_lamports
+            fields["computeUnits"] = fill.compute_units
+            # No simulated delay: the wait is the cluster's own, from the write-ahead to the confirmation seen.
+            fields["simulatedDelayMs"] = {
+                "quoteMs": 0,
+                "chainMs": max(0, fill.executed_at_ms - submission.submitted_at_ms),
+            }
         # The item keeps what the history does not say: the figures are in the `confirmed` event.
         cleared = {**_RESUME_CLEARED, "error": None, "leaseUntilMs": None}
         written = self._write(record, Status.CONFIRMED, fields, cleared)
@@ -223,6 +246,12 @@ class OrderExecutor:
         message = str(exc) or reason
         error = {"attempt": attempt, "reason": reason, "message": message, "retryable": retryable, "at": utc_now_iso()}
         last = not retryable or attempt >= self.max_attempts
+        # A transaction that may still land (the cluster did not answer) stays on the order:
+        # the next delivery confirms that very one, and the last one leaves it to the DLQ.
+        alive = bool(getattr(exc, "transaction_alive", False))
+        if alive and last:
+            logger.warning("attempt failed, transaction pending", extra={"orderId": order_id, "error": error})
+            return AttemptOutcome(done=False, retry_in_s=0, reason=reason)
         logger.warning("attempt failed", extra={"orderId": order_id, "error": error, "final": last})
         for _ in range(3):  # the order may move under us (a duplicate delivery); re-read and retry
             record = self.store.get(order_id)
@@ -238,7 +267,12 @@ class OrderExecutor:
                 else:
                     self.store.update_details(
                         record,
-                        {**_retire_transaction(record), "errors": errors, "lastError": message, "leaseUntilMs": None},
+                        {
+                            **({} if alive else _retire_transaction(record)),
+                            "errors": errors,
+                            "lastError": message,
+                            "leaseUntilMs": None,
+                        },
                     )
                 break
             except StaleWrite:
@@ -297,9 +331,18 @@ class OrderExecutor:
             return True
         if record.status is Status.SUBMITTED and record.details.get("txHash"):
             try:
-                self._confirm(record, _plan_from(record, self.registry), _submission_from(record))
+                self._confirm(record, _plan_from(record, self.registry), _submission_from(record), look_once=True)
                 return True
-            except (MarketError, ExecutionError, StaleWrite) as exc:
+            except ExecutionError as exc:
+                if getattr(exc, "transaction_alive", False):
+                    # It may still land: no verdict yet; the next reconcile looks again.
+                    logger.info("dead-lettered transaction still pending", extra={"orderId": order_id})
+                    return False
+                logger.warning(
+                    "dead-lettered transaction did not confirm", extra={"orderId": order_id, "error": str(exc)}
+                )
+                record = self.store.get(order_id) or record
+            except (MarketError, StaleWrite) as exc:
                 logger.warning(
                     "dead-lettered transaction did not confirm", extra={"orderId": order_id, "error": str(exc)}
                 )
@@ -327,6 +370,8 @@ _RESUME_CLEARED: dict[str, Any] = {
     "submittedAtMs": None,
     "quoteWaitMs": None,
     "confirmAtMs": None,
+    "rawTransaction": None,
+    "lastValidBlockHeight": None,
 }
 
 
@@ -345,7 +390,12 @@ def _retire_transaction(record: OrderRecord) -> dict[str, Any]:
     tx_hash = record.details.get("txHash")
     if not tx_hash:
         return {}
-    return {"txHash": None, "failedTransactions": [*record.details.get("failedTransactions", []), tx_hash]}
+    return {
+        "txHash": None,
+        "rawTransaction": None,
+        "lastValidBlockHeight": None,
+        "failedTransactions": [*record.details.get("failedTransactions", []), tx_hash],
+    }
 
 
 def _plan_from(record: OrderRecord, registry: TokenRegistry) -> RoutePlan:
@@ -357,4 +407,10 @@ def _submission_from(record: OrderRecord) -> ChainSubmission:
         signature=record.details["txHash"],
         submitted_at_ms=int(record.details["submittedAtMs"]),
         confirm_at_ms=int(record.details["confirmAtMs"]),
+        raw=base64.b64decode(record.details.get("rawTransaction") or ""),
+        last_valid_block_height=_optional_int(record.details.get("lastValidBlockHeight")),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -5,6 +5,10 @@ One swap instruction per leg, to the venue's real program, with Anchor instructi
 are derived as program addresses from the mints, so the same plan always names the same
 accounts. The floor is shared across legs in proportion to each leg's quoted output;
 the last leg takes the rounding, so the legs' floors add up to `min_amount_out`.
+
+Only the modelled market (SimulatedChain) signs these: no cluster executes them, and
+their DLMM leg names a pair derived from the mints, which no real pair is. On a cluster
+the swap comes from the pool accounts (`onchain.py`, `chalicelib/landing.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from solders.transaction import VersionedTransaction
 from .plan import RouteLeg, RoutePlan
 from .venues import METEORA_DLMM_PROGRAM_ID, PROGRAM_IDS, RAYDIUM, RAYDIUM_CPMM_PROGRAM_ID
 
-__all__ = ["SignedSwap", "build_swap_transaction", "leg_floors", "verify_signature"]
+__all__ = [
+    "ASSOCIATED_TOKEN_PROGRAM_ID",
+    "SignedSwap",
+    "build_swap_transaction",
+    "discriminator",
+    "leg_floors",
+    "verify_signature",
+]
 
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
@@ -36,14 +47,16 @@ class SignedSwap:
     signature: str  # base58; the transaction id
     raw: bytes  # the serialized signed transaction
     program_ids: tuple[str, ...]  # one per leg, in instruction order
+    last_valid_block_height: int | None = None  # on a real cluster: when its blockhash expires
 
 
-def _discriminator(name: str) -> bytes:
+def discriminator(name: str) -> bytes:
+    """Anchor's instruction discriminator: sha256("global:<name>")[:8]."""
     return hashlib.sha256(f"global:{name}".encode()).digest()[:8]
 
 
-_CPMM_SWAP_BASE_INPUT = _discriminator("swap_base_input")
-_DLMM_SWAP = _discriminator("swap")
+_CPMM_SWAP_BASE_INPUT = discriminator("swap_base_input")
+_DLMM_SWAP = discriminator("swap")
 
 
 @lru_cache(maxsize=4_096)
