@@ -54,6 +54,13 @@ class Settings:
     chain_expire_ppm: int = 0
     stranded_after_s: int = 30
     max_body_bytes: int = 16 * 1024
+    # A real cluster (issue 12): unset SOLANA_RPC_URL keeps the modelled market.
+    solana_rpc_url: str | None = None
+    solana_pools_file: str | None = None
+    wallet_keypair_path: str | None = None
+    wallet_secret_id: str | None = None
+    priority_fee_microlamports: int = 10_000
+    priority_fee_cap_lamports: int = 100_000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -84,4 +91,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stranded_after_s=int(env.get("STRANDED_AFTER_S", "30")),
         console_websocket_url=env.get("WS_PUBLIC_URL") or env.get("WEBSOCKET_API_URL") or None,
         ws_port=int(env.get("WS_PORT") or 8001),
+        solana_rpc_url=env.get("SOLANA_RPC_URL") or None,
+        solana_pools_file=env.get("SOLANA_POOLS_FILE") or None,
+        wallet_keypair_path=env.get("WALLET_KEYPAIR_PATH") or None,
+        wallet_secret_id=env.get("WALLET_SECRET_ID") or None,
+        priority_fee_microlamports=int(env.get("PRIORITY_FEE_MICROLAMPORTS") or 10_000),
+        priority_fee_cap_lamports=int(env.get("PRIORITY_FEE_CAP_LAMPORTS") or 100_000),
     )
