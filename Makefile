@@ -56,10 +56,10 @@ package: $(STAMP)
 	  --merge-template infra/resources.json $(PACKAGE_DIR)/
 	@echo "packaged stage $(STAGE): $(PACKAGE_DIR)/sam.json $(PACKAGE_DIR)/deployment.zip (deploy: docs/deploy.md)"
 
-## Benchmarks (docs/benchmarks.md): SCENARIO=reference|zero|burst|all
+## Benchmarks (docs/benchmarks.md): SCENARIO=reference|zero|burst|all; BENCH_ARGS=--localnet runs on the local cluster
 SCENARIO ?= reference
 bench: $(STAMP)
-	$(PY) -m bench $(SCENARIO)
+	$(PY) -m bench $(SCENARIO) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
