@@ -21,6 +21,7 @@ from chalicelib.ports import MessageQueue, OrderStore, StatusNotifier
 from chalicelib.publisher import StatusPublisher
 from chalicelib.service import OrderService, SubscriptionService
 from chalicelib.stats import EngineStats
+from chalicelib.wiring_order_types import OrderCanceller, OrderWatcher, attach_order_types
 
 __all__ = ["Engine", "build_engine", "engine"]
 
@@ -40,6 +41,8 @@ class Engine:
     dead_letters: DeadLetterService
     stats: EngineStats
     wallet: str | None = None  # the public key that signs the engine's swaps
+    watcher: OrderWatcher | None = None  # limit and sniper orders (issue 17)
+    canceller: OrderCanceller | None = None
 
 
 def build_engine(
@@ -87,7 +90,7 @@ def build_engine(
         registry=tokens,
         lease_s=settings.attempt_lease_s,
     )
-    return Engine(
+    eng = Engine(
         settings=settings,
         tokens=tokens,
         store=store,
@@ -102,6 +105,8 @@ def build_engine(
         stats=EngineStats(store, orders_queue, dlq),
         wallet=wallet,
     )
+    attach_order_types(eng, router, publisher)
+    return eng
 
 
 _engine: Engine | None = None

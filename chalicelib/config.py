@@ -62,6 +62,9 @@ class Settings:
     wallet_public_key: str | None = None  # deployed: the secret's public key, for GET /health
     priority_fee_microlamports: int = 10_000
     priority_fee_cap_lamports: int = 100_000
+    # The watcher of limit and sniper orders (issue 17, docs/decisions/012).
+    watch_window_s: float = 50.0
+    watch_tick_s: float = 2.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -99,4 +102,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wallet_public_key=env.get("WALLET_PUBLIC_KEY") or None,
         priority_fee_microlamports=int(env.get("PRIORITY_FEE_MICROLAMPORTS") or 10_000),
         priority_fee_cap_lamports=int(env.get("PRIORITY_FEE_CAP_LAMPORTS") or 100_000),
+        watch_window_s=float(env.get("WATCH_WINDOW_S") or 50.0),
+        watch_tick_s=float(env.get("WATCH_TICK_S") or 2.0),
     )
