@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.cancel import OrderCanceller
-from chalicelib.discovery import RegistryRefresher
+from chalicelib.discovery import RegistryRefresher, open_accounts_for_new_mints
 from chalicelib.market.chainpools import ChainRegistry
 from chalicelib.publisher import StatusPublisher
 from chalicelib.watcher import OrderWatcher
@@ -26,6 +26,7 @@ def attach_order_types(eng: Any, router: Any, publisher: StatusPublisher) -> Non
             eng.tokens = registry.tokens
 
         discover = RegistryRefresher(pools_file, apply)
+        open_accounts_for_new_mints(router, {t.mint for t in router.registry.tokens.all()})
         executor.discover = discover
     eng.watcher = OrderWatcher(
         eng.store,
