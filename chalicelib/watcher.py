@@ -151,23 +151,16 @@ class OrderWatcher:
         logger.info("triggered", extra={"orderId": record.order_id, "quotedOut": str(quoted_out)})
 
     def _expire(self, record: OrderRecord, report: TickReport) -> None:
-        for _ in range(2):
-            if record.status is not Status.WAITING:
-                break
-            event = status_event(record.order_id, Status.EXPIRED, record.seq + 1, reason="expired")
-            try:
-                written = self.store.append_status(record, event, {})
-            except StaleWrite:
-                fresh = self.store.get(record.order_id)
-                if fresh is None:
-                    break
-                record = fresh
-                continue
+        event = status_event(record.order_id, Status.EXPIRED, record.seq + 1, reason="expired")
+        try:
+            written = self.store.append_status(record, event, {})
+        except StaleWrite:
+            pass  # it moved since the book read it; a full refresh brings it back if it still waits
+        else:
             report.status_writes += 1
             self.publisher.publish(written, event)
             report.expired.append(record.order_id)
             logger.info("expired", extra={"orderId": record.order_id})
-            break
         self._book.pop(record.order_id, None)
         self._sent_at.pop(record.order_id, None)
 
