@@ -7,6 +7,7 @@ pools on chain; the market orders that move them are real swaps on the real prog
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,7 +19,7 @@ import pytest
 from chalicelib.market.chainpools import load_registry
 from chalicelib.market.onchain import OnChainMarket
 from chalicelib.rpc import RpcCluster
-from tests.support import Runtime, cluster_env, http, local_cluster, moto_server, solana_programs_available
+from tests.support import Runtime, cluster_env, follow, http, local_cluster, moto_server, solana_programs_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -143,8 +144,16 @@ def test_a_limit_cancelled_while_waiting_ends_cancelled_and_never_executes(runti
     body = {"type": "limit", "tokenIn": "SOL", "tokenOut": "RAY", "amount": "1", "slippage": "0.01"}
     order = _post(runtime, {**body, "limitPrice": str(_price(market, "1") * 2), "expiresInS": 300})
     _until(runtime, order["orderId"], ("waiting",), timeout=20)
+    frames: list[dict[str, Any]] = []
+    follower = threading.Thread(target=lambda: frames.extend(follow(runtime.ws, order["orderId"], timeout=30)))
+    follower.start()
+    time.sleep(1.0)  # the replay delivered: the connection is live
     status, cancelled = http("DELETE", f"{runtime.rest}/order/{order['orderId']}")
     assert status == 200 and cancelled["status"] == "cancelled", cancelled
+    follower.join(timeout=35)
+    # the client following it gets `cancelled` pushed like any status, then the server closes
+    assert [f["status"] for f in frames if f.get("type") == "status"] == ["pending", "waiting", "cancelled"]
+    assert not follower.is_alive()
     status, again = http("DELETE", f"{runtime.rest}/order/{order['orderId']}")
     assert status == 409 and again["error"] == "not_cancellable", again
     time.sleep(3)
