@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e package clean browser bench solana-programs
+.PHONY: run test lint typecheck unit e2e package clean browser bench solana-programs issue-key
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (Python 3.11)"; exit 1; }
@@ -22,6 +22,7 @@ LOCALNET_SIDECAR := $(if $(SOLANA_RPC_URL),,--optional-sidecar "$(LOCALNET_CMD)"
 
 ## Set up and run the engine on this machine (REST :8000, WebSocket :8001, emulator :4566, Solana RPC :8899).
 run: $(STAMP)
+	@[ -n "$$API_KEYS" ] || echo "API key: dev-key (client dev, admin). Send it as x-api-key (REST) or ?apiKey= (WebSocket); API_KEYS=name:key[:admin],... sets others."
 	$(PY) -m offline --app-dir . --stage dev $(LOCALNET_SIDECAR)
 
 ## Fetch the venue programs from a mainnet RPC (getAccountInfo of each ProgramData account) into SOLANA_PROGRAMS_DIR.
@@ -55,6 +56,10 @@ package: $(STAMP)
 	  $(VENV)/bin/chalice package --stage $(STAGE) --pkg-format cloudformation \
 	  --merge-template infra/resources.json $(PACKAGE_DIR)/
 	@echo "packaged stage $(STAGE): $(PACKAGE_DIR)/sam.json $(PACKAGE_DIR)/deployment.zip (deploy: docs/deploy.md)"
+
+## Issue an API key to a client (docs/threat-model.md): NAME=alice [ADMIN=1] [USAGE_PLAN_ID=...]; CLIENTS_TABLE names the table.
+issue-key: $(STAMP)
+	$(PY) scripts/issue_key.py --name "$(NAME)" $(if $(ADMIN),--admin) $(if $(USAGE_PLAN_ID),--usage-plan-id $(USAGE_PLAN_ID))
 
 ## Benchmarks (docs/benchmarks.md): SCENARIO=reference|zero|burst|all; BENCH_ARGS=--localnet runs on the local cluster
 SCENARIO ?= reference

@@ -14,12 +14,13 @@ import boto3
 import requests
 
 from bench import costs, metrics, output
-from bench.load import LoadGenerator, OrderTrace
+from bench.load import API_KEY, LoadGenerator, OrderTrace
 from bench.runtime_log import invocations
 from bench.scenarios import SCENARIOS, Scenario, targets
 from bench.stack import Engine, engine_under_test
 
 TERMINAL = ("confirmed", "failed")
+KEY_HEADER = {"x-api-key": API_KEY}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -140,7 +141,11 @@ def check_unfinished(engine: Engine, traces: list[OrderTrace]) -> dict[str, Any]
     for t in traces:
         if t.order_id and t.terminal is None:
             try:
-                status = str(requests.get(f"{engine.rest}/order/{t.order_id}", timeout=10).json().get("status"))
+                status = str(
+                    requests.get(f"{engine.rest}/order/{t.order_id}", timeout=10, headers=KEY_HEADER)
+                    .json()
+                    .get("status")
+                )
             except (requests.RequestException, ValueError) as exc:
                 status = f"unknown ({type(exc).__name__})"
             if status in TERMINAL:
@@ -168,7 +173,7 @@ def order_item_bytes(engine: Engine, traces: list[OrderTrace]) -> int:
                 item = ddb.get_item(TableName=table, Key={"orderId": {"S": sample}}).get("Item")
                 if item:
                     return costs.dynamodb_item_bytes(item)
-    return len(requests.get(f"{engine.rest}/order/{sample}", timeout=10).content)
+    return len(requests.get(f"{engine.rest}/order/{sample}", timeout=10, headers=KEY_HEADER).content)
 
 
 def estimated_invocations(summary: dict[str, Any]) -> dict[str, dict[str, float]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -46,11 +47,17 @@ class OrderTrace:
         return None
 
 
+# The client the load runs as (the local default admin unless SOLEXEC_API_KEY says otherwise).
+API_KEY = os.environ.get("SOLEXEC_API_KEY") or "dev-key"
+
+
 class Follower:
     """One WebSocket connection following many orders with `{"action": "subscribe"}`."""
 
     def __init__(self, ws_url: str, on_frame: Callable[[dict[str, Any], float], None]) -> None:
-        self.conn = websocket.create_connection(ws_url, timeout=10, enable_multithread=True)
+        self.conn = websocket.create_connection(
+            ws_url, timeout=10, enable_multithread=True, header=[f"x-api-key: {API_KEY}"]
+        )
         self.conn.settimeout(0.5)
         self.on_frame = on_frame
         self.sent = 0
@@ -111,6 +118,7 @@ class LoadGenerator:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()  # keep-alive per client thread
+            session.headers["x-api-key"] = API_KEY
         return session
 
     def _submit(self, trace: OrderTrace, follower: Follower) -> None:

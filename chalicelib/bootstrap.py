@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 
 from chalicelib.chain import SimulatedChain, SwapChain
+from chalicelib.clients import ChainedDirectory, ClientDirectory, MemoryClientDirectory, parse_api_keys
 from chalicelib.config import Settings, load_settings
 from chalicelib.dlq import DeadLetterQueue, DeadLetterService
 from chalicelib.dynamo import DynamoOrderStore, bind_tables
@@ -40,9 +41,20 @@ class Engine:
     failures: FailureStore
     dead_letters: DeadLetterService
     stats: EngineStats
+    clients: ClientDirectory
     wallet: str | None = None  # the public key that signs the engine's swaps
     watcher: OrderWatcher | None = None  # limit and sniper orders (issue 17)
     canceller: OrderCanceller | None = None
+
+
+def _clients(settings: Settings) -> ClientDirectory:
+    """API_KEYS first (local runs, tests), then the clients table when the stack has one."""
+    directories: list[ClientDirectory] = [MemoryClientDirectory(parse_api_keys(settings.api_keys))]
+    if settings.clients_table:
+        from chalicelib.client_table import DynamoClientDirectory
+
+        directories.append(DynamoClientDirectory(settings.clients_table))
+    return ChainedDirectory(directories)
 
 
 def build_engine(
@@ -55,6 +67,7 @@ def build_engine(
     market: Market | None = None,
     failures: FailureStore | None = None,
     dlq: DeadLetterQueue | None = None,
+    clients: ClientDirectory | None = None,
 ) -> Engine:
     settings = settings or load_settings()
     bind_tables(settings.orders_table)
@@ -104,6 +117,7 @@ def build_engine(
         dead_letters=DeadLetterService(failures, dlq, orders_queue, executor),
         stats=EngineStats(store, orders_queue, dlq),
         wallet=wallet,
+        clients=clients if clients is not None else _clients(settings),
     )
     attach_order_types(eng, router, publisher)
     return eng

@@ -23,11 +23,14 @@ class OrderCanceller:
         self.store = store
         self.publisher = publisher
 
-    def cancel(self, order_id: str) -> OrderRecord:
-        """One conditional write `pending|waiting -> cancelled`; a trigger that wins first makes it a 409."""
+    def cancel(self, order_id: str, client: str | None = None) -> OrderRecord:
+        """One conditional write `pending|waiting -> cancelled`; a trigger that wins first makes it a 409.
+
+        With `client`, another client's order is as unknown as one that does not exist (404).
+        """
         for _ in range(5):
             record = self.store.get(order_id) if 0 < len(order_id) <= 64 else None
-            if record is None:
+            if record is None or (client is not None and record.client != client):
                 raise OrderNotFound(f"no order {order_id[:64]!r}")
             if not record.request.conditional:
                 raise NotCancellable("only limit and sniper orders can be cancelled")

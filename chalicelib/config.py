@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from chalicelib.clients import DEFAULT_API_KEYS
+
 __all__ = ["Settings", "load_settings", "parse_delay_ms"]
 
 
@@ -65,6 +67,11 @@ class Settings:
     # The watcher of limit and sniper orders (issue 17, docs/decisions/012).
     watch_window_s: float = 50.0
     watch_tick_s: float = 2.0
+    # Clients and limits (issue 15, docs/threat-model.md). API_KEYS defaults to one local admin
+    # `dev:dev-key:admin` only off Lambda; deployed, keys live hashed in the clients table.
+    api_keys: str = ""
+    clients_table: str = ""
+    max_frame_bytes: int = 4 * 1024
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -104,4 +111,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         priority_fee_cap_lamports=int(env.get("PRIORITY_FEE_CAP_LAMPORTS") or 100_000),
         watch_window_s=float(env.get("WATCH_WINDOW_S") or 50.0),
         watch_tick_s=float(env.get("WATCH_TICK_S") or 2.0),
+        api_keys=env.get("API_KEYS", "" if env.get("AWS_LAMBDA_FUNCTION_NAME") else DEFAULT_API_KEYS),
+        clients_table=env.get("CLIENTS_TABLE", ""),
+        max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),
+        max_frame_bytes=int(env.get("MAX_FRAME_BYTES") or Settings.max_frame_bytes),
     )

@@ -32,6 +32,17 @@ def _is_conditional_failure(exc: Exception) -> bool:
     return cause == "ConditionalCheckFailedException"
 
 
+class ByClient(GlobalSecondaryIndex["OrderModel"]):
+    """A client's orders, newest first: GET /orders reads its own partition, never a scan."""
+
+    class Meta:
+        index_name = "byClient"
+        projection = AllProjection()
+
+    client = UnicodeAttribute(hash_key=True)
+    createdAt = UnicodeAttribute(range_key=True)
+
+
 class ByCreatedAt(GlobalSecondaryIndex["OrderModel"]):
     class Meta:
         index_name = "byCreatedAt"
@@ -79,8 +90,10 @@ class OrderModel(Model):
     version = NumberAttribute(default=0)
     # Set only while the order is `waiting` (limit and sniper orders): a sparse index.
     watchKey = UnicodeAttribute(null=True)
+    client = UnicodeAttribute(null=True)
     by_created_at = ByCreatedAt()
     by_watch = ByWatch()
+    by_client = ByClient()
 
 
 def bind_tables(orders_table: str) -> None:
@@ -103,6 +116,7 @@ def _to_record(item: OrderModel) -> OrderRecord:
         details_json=item.details,
         fingerprint=item.fingerprint or "",
         version=int(item.version or 0),
+        client=item.client or "",
     )
 
 
@@ -124,6 +138,7 @@ class DynamoOrderStore:
             fingerprint=record.fingerprint,
             updatedAt=record.created_at,
             version=record.version,
+            client=record.client or None,
         )
         try:
             item.save(condition=OrderModel.orderId.does_not_exist())
@@ -185,8 +200,11 @@ class DynamoOrderStore:
             raise
         return _to_record(item)
 
-    def add_subscriber(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
-        return self._subscriber_update(order_id, [OrderModel.subscribers[connection_id].set(mode.value)], None)
+    def add_subscriber(
+        self, order_id: str, connection_id: str, mode: SubscriberMode, client: str | None = None
+    ) -> OrderRecord | None:
+        owner = None if client is None else OrderModel.client == client
+        return self._subscriber_update(order_id, [OrderModel.subscribers[connection_id].set(mode.value)], owner)
 
     def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
         return self._subscriber_update(
@@ -211,11 +229,12 @@ class DynamoOrderStore:
             raise
         return _to_record(item)
 
-    def list_recent(self, limit: int, status: Status | None, next_token: str | None) -> Page:
+    def list_recent(self, limit: int, status: Status | None, next_token: str | None, client: str | None = None) -> Page:
         start_key = json.loads(base64.urlsafe_b64decode(next_token.encode())) if next_token else None
         condition = OrderModel.status == status.value if status else None
-        results = OrderModel.by_created_at.query(
-            _LIST_KEY,
+        index: Any = OrderModel.by_created_at if client is None else OrderModel.by_client
+        results = index.query(
+            _LIST_KEY if client is None else client,
             scan_index_forward=False,
             limit=limit,
             filter_condition=condition,

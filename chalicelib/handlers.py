@@ -15,7 +15,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Response
 
 from chalicelib import console
+from chalicelib.access import connection_client, request_client, require_admin
 from chalicelib.bootstrap import engine
+from chalicelib.clients import Unauthorized, client_from_context
 from chalicelib.errors import EngineError, InvalidOrder, OrderNotFound
 from chalicelib.launch import launch_token
 from chalicelib.logs import logger
@@ -96,10 +98,11 @@ def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Resp
 def submit_order(request: Any, *, test_failure: bool = False) -> Response:
     def run() -> Response:
         eng = engine()
+        client = request_client(request.context)
         body = parse_json_body(request.raw_body, eng.settings.max_body_bytes)
         order = parse_order(body, eng.tokens)
         key = _header(request, "idempotency-key")
-        submission = eng.orders.submit(order, key, test_failure=test_failure)
+        submission = eng.orders.submit(order, key, test_failure=test_failure, client=client.name)
         return _json(submission.record.to_public(), 201 if submission.created else 200)
 
     return _guard(run)
@@ -112,40 +115,45 @@ def _test_endpoints_enabled(eng: Any) -> None:
 
 def submit_test_orders(request: Any) -> Response:
     def run() -> Response:
+        client = require_admin(request.context)
         eng = engine()
         _test_endpoints_enabled(eng)
         body = parse_json_body(request.raw_body or b"{}", eng.settings.max_body_bytes)
         count = body.get("count") if isinstance(body, dict) else None
         if isinstance(count, bool) or count is None or count != int(count) or not 1 <= int(count) <= 100:
             raise InvalidOrder("count must be an integer from 1 to 100", field="count")
-        ids = [_test_order(eng).order_id for _ in range(int(count))]
+        ids = [_test_order(eng, client.name).order_id for _ in range(int(count))]
         return _json({"orderIds": ids}, 201)
 
     return _guard(run)
 
 
-def submit_test_order() -> Response:
+def submit_test_order(request: Any) -> Response:
     def run() -> Response:
+        client = require_admin(request.context)
         eng = engine()
         _test_endpoints_enabled(eng)
-        return _json({"orderId": _test_order(eng).order_id, "status": "pending"}, 201)
+        return _json({"orderId": _test_order(eng, client.name).order_id, "status": "pending"}, 201)
 
     return _guard(run)
 
 
-def _test_order(eng: Any) -> Any:
+def _test_order(eng: Any, client: str) -> Any:
     order = parse_order({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.1", "slippage": "0.01"}, eng.tokens)
-    return eng.orders.submit(order, None, test_failure=True).record
+    return eng.orders.submit(order, None, test_failure=True, client=client).record
 
 
-def get_order(order_id: str) -> Response:
-    return _guard(lambda: _json(engine().orders.get(order_id).to_public()))
+def get_order(order_id: str, request: Any) -> Response:
+    return _guard(lambda: _json(engine().orders.get(order_id, request_client(request.context).name).to_public()))
 
 
 def list_orders(request: Any) -> Response:
     def run() -> Response:
         params = request.query_params or {}
-        items, token = engine().orders.list_recent(_limit(params), params.get("status"), params.get("nextToken"))
+        client = request_client(request.context).name
+        items, token = engine().orders.list_recent(
+            _limit(params), params.get("status"), params.get("nextToken"), client
+        )
         return _json({"items": [r.to_public() for r in items], "nextToken": token})
 
     return _guard(run)
@@ -153,6 +161,7 @@ def list_orders(request: Any) -> Response:
 
 def dlq_failed_orders(request: Any) -> Response:
     def run() -> Response:
+        require_admin(request.context)
         params = request.query_params or {}
         limit = _limit(params)
         try:
@@ -166,20 +175,28 @@ def dlq_failed_orders(request: Any) -> Response:
     return _guard(run)
 
 
-def engine_stats() -> Response:
-    return _guard(lambda: _json(engine().stats.snapshot()))
+def _admin(request: Any, answer: Callable[[], Any]) -> Response:
+    def run() -> Response:
+        require_admin(request.context)
+        return _json(answer())
+
+    return _guard(run)
 
 
-def dlq_stats() -> Response:
-    return _guard(lambda: _json(engine().dead_letters.stats()))
+def engine_stats(request: Any) -> Response:
+    return _admin(request, lambda: engine().stats.snapshot())
 
 
-def dlq_clear(*, keep_records: bool) -> Response:
-    return _guard(lambda: _json(engine().dead_letters.clear(keep_records=keep_records)))
+def dlq_stats(request: Any) -> Response:
+    return _admin(request, lambda: engine().dead_letters.stats())
 
 
-def dlq_redrive() -> Response:
-    return _guard(lambda: _json(engine().dead_letters.redrive()))
+def dlq_clear(request: Any, *, keep_records: bool) -> Response:
+    return _admin(request, lambda: engine().dead_letters.clear(keep_records=keep_records))
+
+
+def dlq_redrive(request: Any) -> Response:
+    return _admin(request, lambda: engine().dead_letters.redrive())
 
 
 def _limit(params: dict[str, str]) -> int:
@@ -221,12 +238,17 @@ def _header(request: Any, name: str) -> str | None:
 # -- limit and sniper orders (issue 17) ------------------------------------------------
 
 
-def cancel_order(order_id: str) -> Response:
-    return _guard(lambda: _json(_order_types(engine()).canceller.cancel(order_id).to_public()))
+def cancel_order(order_id: str, request: Any) -> Response:
+    def run() -> Response:
+        client = request_client(request.context).name
+        return _json(_order_types(engine()).canceller.cancel(order_id, client).to_public())
+
+    return _guard(run)
 
 
 def launch_test_token(request: Any) -> Response:
     def run() -> Response:
+        require_admin(request.context)
         eng = engine()
         _test_endpoints_enabled(eng)
         body = parse_json_body(request.raw_body or b"{}", eng.settings.max_body_bytes)
@@ -255,10 +277,12 @@ def _order_types(eng: Any) -> Any:
 
 def ws_connect(event: Any) -> Response | None:
     raw = event.to_dict()
-    order_id = (raw.get("queryStringParameters") or {}).get("orderId")
+    query = raw.get("queryStringParameters") or {}
+    order_id = query.get("orderId")
     try:
-        engine().subscriptions.connect(event.connection_id, order_id)
-    except OrderNotFound as exc:
+        client = connection_client(raw)
+        engine().subscriptions.connect(event.connection_id, order_id, client)
+    except (OrderNotFound, Unauthorized) as exc:
         return _error(exc)
     return None
 
@@ -267,6 +291,11 @@ def ws_message(event: Any) -> None:
     eng = engine()
     connection_id = event.connection_id
     try:
+        client = client_from_context(event.to_dict().get("requestContext"))
+        if client is None:
+            raise Unauthorized("this connection was not authorized on $connect")
+        if len((event.body or "").encode("utf-8", "surrogatepass")) > eng.settings.max_frame_bytes:
+            raise InvalidOrder(f"frames are limited to {eng.settings.max_frame_bytes} bytes", code="payload_too_large")
         try:
             frame = json.loads(event.body or "")
         except ValueError:
@@ -281,7 +310,7 @@ def ws_message(event: Any) -> None:
         if not isinstance(order_id, str) or not order_id:
             raise InvalidOrder("orderId is required", field="orderId", code="invalid_frame")
         if action == "subscribe":
-            eng.subscriptions.subscribe(connection_id, order_id)
+            eng.subscriptions.subscribe(connection_id, order_id, client.name)
         else:
             eng.subscriptions.unsubscribe(connection_id, order_id)
     except EngineError as exc:

@@ -72,7 +72,13 @@ class MemoryOrderStore:
             raise StaleWrite(f"order {record.order_id} changed since version {record.version}")
         return current
 
-    def add_subscriber(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
+    def add_subscriber(
+        self, order_id: str, connection_id: str, mode: SubscriberMode, client: str | None = None
+    ) -> OrderRecord | None:
+        with self._lock:
+            current = self._items.get(order_id)
+            if current is None or (client is not None and current.client != client):
+                return None
         return self._subscribers(order_id, connection_id, mode, must_exist=False)
 
     def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
@@ -96,11 +102,13 @@ class MemoryOrderStore:
             self._items[order_id] = replace(current, subscribers=subscribers)
             return self._copy(self._items[order_id])
 
-    def list_recent(self, limit: int, status: Status | None, next_token: str | None) -> Page:
+    def list_recent(self, limit: int, status: Status | None, next_token: str | None, client: str | None = None) -> Page:
         with self._lock:
             ordered = sorted(self._items.values(), key=lambda r: (r.created_at, r.order_id), reverse=True)
         start = int(base64.urlsafe_b64decode(next_token.encode()).decode()) if next_token else 0
-        matching = [r for r in ordered if status is None or r.status is status]
+        matching = [
+            r for r in ordered if (status is None or r.status is status) and (client is None or r.client == client)
+        ]
         page = matching[start : start + limit]
         more = start + limit < len(matching)
         token = base64.urlsafe_b64encode(str(start + limit).encode()).decode() if more else None

@@ -152,6 +152,8 @@ class OrderRecord:
     # Writes the executor has made to the item (statuses and details; not subscriber
     # changes). Every executor write is conditional on it: the item is as it was read.
     version: int = 0
+    # The client that submitted it (its API key's name): only that client reads or follows it.
+    client: str = ""
 
     @property
     def terminal(self) -> bool:

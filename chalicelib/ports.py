@@ -40,15 +40,21 @@ class OrderStore(Protocol):
     def update_details(self, record: OrderRecord, details: dict[str, Any]) -> OrderRecord:
         """Merge `details` without a status change (same seq condition)."""
 
-    def add_subscriber(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
-        """Register a connection on the order; returns the order (history to replay) or None."""
+    def add_subscriber(
+        self, order_id: str, connection_id: str, mode: SubscriberMode, client: str | None = None
+    ) -> OrderRecord | None:
+        """Register a connection on the order; returns the order (history to replay) or None.
+
+        With `client`, only if the order is that client's (one conditional write: no read first).
+        """
 
     def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
         """Change a registered connection's mode; None if it is no longer registered."""
 
     def remove_subscriber(self, order_id: str, connection_id: str) -> None: ...
 
-    def list_recent(self, limit: int, status: Status | None, next_token: str | None) -> Page: ...
+    def list_recent(self, limit: int, status: Status | None, next_token: str | None, client: str | None = None) -> Page:
+        """Newest first; with `client`, only that client's orders (its own index, no scan)."""
 
     def pending_between(self, since_iso: str, until_iso: str) -> list[OrderRecord]:
         """Orders created in [since, until] that are still `pending`."""

@@ -83,6 +83,7 @@ def record_from_parts(
     details_json: str | None,
     fingerprint: str,
     version: int = 0,
+    client: str = "",
 ) -> OrderRecord:
     return OrderRecord(
         order_id=order_id,
@@ -97,6 +98,7 @@ def record_from_parts(
         details=json.loads(details_json) if details_json else {},
         fingerprint=fingerprint,
         version=int(version),
+        client=client,
     )
 
 
@@ -107,6 +109,7 @@ def snapshot(record: OrderRecord) -> dict[str, Any]:
         "request": request_to_dict(record.request),
         "details": record.details,
         "version": record.version,
+        "client": record.client,
     }
 
 
@@ -120,4 +123,5 @@ def as_created(order_id: str, data: dict[str, Any]) -> OrderRecord:
         created_at=str(data["createdAt"]),
         details=dict(data.get("details") or {}),
         version=int(data.get("version", 0)),
+        client=str(data.get("client") or ""),
     )

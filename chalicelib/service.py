@@ -34,19 +34,26 @@ class OrderService:
         self.queue = queue
 
     def submit(
-        self, request: OrderRequest, idempotency_key: str | None = None, *, test_failure: bool = False
+        self,
+        request: OrderRequest,
+        idempotency_key: str | None = None,
+        *,
+        test_failure: bool = False,
+        client: str = "",
     ) -> Submission:
         """Store the order, then queue it; the 201 goes out only after both.
 
         With an Idempotency-Key the order id is derived from the key, so a retried POST
         finds the first order (one conditional put, no lock) and re-queues it if it is
-        still pending: a crash between the put and the send strands nothing.
+        still pending: a crash between the put and the send strands nothing. The key is
+        the client's own: the id is derived from the client and the key together.
         """
         fingerprint = request.fingerprint()
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 255:
                 raise InvalidOrder("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
-            order_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
+            scoped = f"{client}\n{idempotency_key}" if client else idempotency_key
+            order_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, scoped))
         else:
             order_id = str(uuid.uuid4())
         now = utc_now_iso()
@@ -62,17 +69,20 @@ class OrderService:
             history=(status_event(order_id, Status.PENDING, 1, **_order_fields(request)),),
             details=details,
             fingerprint=fingerprint,
+            client=client,
         )
         if self.store.create(record):
             crash_point("after_order_write")
             # The message carries the order as created: the worker's first write checks it
             # (conditional on its version) instead of reading the item first.
             self.queue.send({"orderId": order_id, "round": 1, "order": snapshot(record)})
-            logger.info("order accepted", extra={"orderId": order_id, **request.to_public()})
+            logger.info("order accepted", extra={"orderId": order_id, "client": client, **request.to_public()})
             return Submission(record, created=True)
         existing = self.store.get(order_id)
         if existing is None:  # deleted in between: treat as a conflict rather than guess
             raise IdempotencyConflict("that Idempotency-Key was used for an order that no longer exists")
+        if existing.client != client:  # a uuid5 collision across clients: never hand over the order
+            raise IdempotencyConflict("that Idempotency-Key was already used with a different body")
         if existing.fingerprint != fingerprint:
             raise IdempotencyConflict("that Idempotency-Key was already used with a different body")
         if existing.status is Status.PENDING:
@@ -94,14 +104,15 @@ class OrderService:
             logger.warning("stranded order re-queued", extra={"orderId": record.order_id})
         return [r.order_id for r in stranded]
 
-    def get(self, order_id: str) -> OrderRecord:
+    def get(self, order_id: str, client: str | None = None) -> OrderRecord:
+        """The order; another client's order is as unknown as one that does not exist."""
         record = self.store.get(order_id) if _plausible_id(order_id) else None
-        if record is None:
+        if record is None or (client is not None and record.client != client):
             raise OrderNotFound(f"no order {order_id[:64]!r}")
         return record
 
     def list_recent(
-        self, limit: int, status: str | None, next_token: str | None
+        self, limit: int, status: str | None, next_token: str | None, client: str | None = None
     ) -> tuple[list[OrderRecord], str | None]:
         try:
             wanted = Status(status) if status else None
@@ -110,7 +121,7 @@ class OrderService:
                 f"status must be one of {', '.join(s.value for s in Status)}", field="status", code="invalid_request"
             ) from None
         try:
-            return self.store.list_recent(limit, wanted, next_token)
+            return self.store.list_recent(limit, wanted, next_token, client)
         except (ValueError, TypeError, KeyError):
             raise InvalidOrder(
                 "nextToken is not one this API returned", field="nextToken", code="invalid_request"
@@ -160,12 +171,12 @@ class SubscriptionService:
         self.replay_queue = replay_queue
         self.sleep = sleep
 
-    def connect(self, connection_id: str, order_id: str | None) -> None:
+    def connect(self, connection_id: str, order_id: str | None, client: str | None = None) -> None:
         """$connect: register, and queue the replay (nothing may be posted during $connect)."""
         if order_id is None:
             return
         record = (
-            self.store.add_subscriber(order_id, connection_id, SubscriberMode.PENDING)
+            self.store.add_subscriber(order_id, connection_id, SubscriberMode.PENDING, client)
             if _plausible_id(order_id)
             else None
         )
@@ -208,9 +219,9 @@ class SubscriptionService:
         logger.warning("replay abandoned", extra={"orderId": order_id, "connectionId": connection_id})
         self._drop(order_id, connection_id)
 
-    def subscribe(self, connection_id: str, order_id: str) -> None:
+    def subscribe(self, connection_id: str, order_id: str, client: str | None = None) -> None:
         record = (
-            self.store.add_subscriber(order_id, connection_id, SubscriberMode.SUBSCRIBED)
+            self.store.add_subscriber(order_id, connection_id, SubscriberMode.SUBSCRIBED, client)
             if _plausible_id(order_id)
             else None
         )

@@ -38,10 +38,14 @@ def response_type_for(status: int, message: str, error_type: str) -> str:
     """The GatewayResponse type API Gateway would use for an error it generated itself."""
     if status == 403 and "Missing Authentication Token" in message:
         return "MISSING_AUTHENTICATION_TOKEN"
+    if status == 403 and error_type == "InvalidSignatureException":
+        return "INVALID_SIGNATURE"
     if status == 403 and error_type == "AccessDeniedException":
         return "ACCESS_DENIED"
     if status == 401:
         return "UNAUTHORIZED"
+    if status == 429:
+        return "THROTTLED"
     if status == 500 and error_type == "AuthorizerConfigurationException":
         return "AUTHORIZER_CONFIGURATION_ERROR"
     return "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"

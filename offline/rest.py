@@ -23,8 +23,12 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
+from . import authorizers
 from .gateway_responses import GatewayResponses
 from .logs import log, log_error
+from .redact import redacted_path
+from .sigv4 import SigV4Routes
+from .throttle import UsagePlan
 
 
 class LoggingRequestHandler(ChaliceRequestHandler):
@@ -38,25 +42,34 @@ class LoggingRequestHandler(ChaliceRequestHandler):
     _status: int = 0
     disable_nagle_algorithm = True
     gateway_responses = GatewayResponses()  # set per server from the template
+    usage_plan: UsagePlan | None = None  # the template's usage plan (throttling per API key)
+    sigv4_routes: SigV4Routes | None = None  # the routes the template marks awsSigv4 (IAM)
 
     def _logged_handle(self) -> None:
         start = time.perf_counter()
         self._status = 0
+        authorizers.install(self.local_gateway, self.usage_plan, self.sigv4_routes)
         try:
             self._generic_handle()
         except Exception as exc:  # log it with a traceback, then let the server answer
-            log_error("http_error", exc, method=self.command, path=self.path)
+            log_error("http_error", exc, method=self.command, path=redacted_path(self.path))
             raise
         finally:
             log(
                 "http",
                 method=self.command,
-                path=self.path,
+                path=redacted_path(self.path),
                 status=self._status,
                 ms=round((time.perf_counter() - start) * 1000, 1),
             )
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _logged_handle
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, QUERY, ...) is routed like these, never http.server's 501."""
+        if name.startswith("do_"):
+            return self._logged_handle
+        raise AttributeError(name)
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         """Remember the status for our log line instead of printing Apache-style."""
@@ -101,6 +114,8 @@ class RestServer:
         host: str,
         port: int,
         gateway_responses: GatewayResponses | None = None,
+        usage_plan: UsagePlan | None = None,
+        sigv4_routes: SigV4Routes | None = None,
     ) -> None:
         validate_routes(app_obj.routes)
         # What chalice.local.create_local_server does: make
@@ -112,7 +127,11 @@ class RestServer:
         handler = type(
             "TemplateRequestHandler",
             (LoggingRequestHandler,),
-            {"gateway_responses": gateway_responses or GatewayResponses()},
+            {
+                "gateway_responses": gateway_responses or GatewayResponses(),
+                "usage_plan": usage_plan,
+                "sigv4_routes": sigv4_routes,
+            },
         )
         self._dev = LocalDevServer(app_obj, config, host, port, handler_cls=handler, server_cls=BackloggedHTTPServer)
         self.host = host

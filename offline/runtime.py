@@ -22,6 +22,7 @@ from chalice.app import Chalice, ScheduledEventConfig, SQSEventConfig
 from chalice.config import Config
 
 from . import awscalls, project
+from .authorizers import ConnectAuthorizer
 from .emulator import Emulator, free_port, resolve_emulator
 from .gateway_responses import GatewayResponses
 from .logs import log, log_error
@@ -29,7 +30,9 @@ from .provision import load_template, provision
 from .rest import RestServer
 from .schedules import ScheduleRunner
 from .sidecar import Sidecar
+from .sigv4 import SigV4Routes
 from .sqs import SqsPoller
+from .throttle import UsagePlan
 from .websocket import WebSocketGateway
 
 DEFAULT_TEMPLATE = "infra/resources.json"
@@ -192,8 +195,11 @@ class LocalRuntime:
         ws_stage = str(disk.get("stages", {}).get(self.stage, {}).get("websocket_api_stage", "api"))
         self._point_websocket_api(ws_stage)
 
-        responses = GatewayResponses.from_template(load_template(template)) if template is not None else None
-        self.rest = RestServer(self.app, self.config, self.host, self.rest_port, responses)
+        loaded = load_template(template) if template is not None else {}
+        responses = GatewayResponses.from_template(loaded) if template is not None else None
+        usage_plan = UsagePlan.from_template(loaded, os.environ)
+        sigv4 = SigV4Routes.from_template(loaded, self.app)
+        self.rest = RestServer(self.app, self.config, self.host, self.rest_port, responses, usage_plan, sigv4)
         self.rest.start()
         self.rest_port = self.rest.port
         self.websocket = WebSocketGateway(
@@ -204,6 +210,12 @@ class LocalRuntime:
             port=self.ws_port,
             stage=ws_stage,
             aws_calls=awscalls.COUNTER if awscalls.enabled() else None,
+            connect_authorizer=ConnectAuthorizer.from_template(
+                loaded,
+                self.app,
+                lambda name, handler: project.entry_point(self.app, self.module, name, handler),  # type: ignore[arg-type]
+                lambda name: self.settings(name).context,
+            ),
         )
         self.websocket.start()
         self._start_pollers()

@@ -36,10 +36,12 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from chalice.app import Chalice, WebsocketEvent, WebsocketEventSourceHandler
 
+from .authorizers import ConnectAuthorizer
 from .awscalls import PATH as AWS_CALLS_PATH
 from .awscalls import AwsCallCounter
 from .logs import log, log_error
 from .project import FunctionSettings, entry_point
+from .redact import redacted_query
 
 CONNECT = "$connect"
 DISCONNECT = "$disconnect"
@@ -71,6 +73,7 @@ class Connection:
     inbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     disconnect_status: int = 1005
+    authorizer: dict[str, Any] | None = None  # the $connect authorizer's principal and context
     disconnect_reason: str = ""
 
 
@@ -113,6 +116,7 @@ class WebSocketGateway:
         stage: str = "api",
         max_workers: int = 64,
         aws_calls: AwsCallCounter | None = None,
+        connect_authorizer: ConnectAuthorizer | None = None,
     ) -> None:
         self.app = app_obj
         self.module = module
@@ -121,6 +125,7 @@ class WebSocketGateway:
         self.port = port
         self.stage = stage
         self.aws_calls = aws_calls  # serve its counts at AWS_CALLS_PATH when given
+        self.connect_authorizer = connect_authorizer  # the template's $connect authorizer, if any
         self.connections: dict[str, Connection] = {}
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="offline-ws")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -288,6 +293,8 @@ class WebSocketGateway:
             "apiId": API_ID,
         }
         context.update(extra.pop("request_context", {}))
+        if conn.authorizer is not None:
+            context["authorizer"] = dict(conn.authorizer)
         event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": False}
         event.update(extra)
         return event
@@ -335,8 +342,16 @@ class WebSocketGateway:
             queryStringParameters={k: v[-1] for k, v in multi_query.items()} or None,
             multiValueQueryStringParameters=multi_query or None,
         )
+        if self.connect_authorizer is not None:
+            loop = asyncio.get_running_loop()
+            status, conn.authorizer = await loop.run_in_executor(self._pool, self.connect_authorizer.authorize, event)
+            if status != 200:
+                log("ws_connect", connectionId=conn.id, routeKey=CONNECT, status=status, authorizer=True)
+                message = {401: "Unauthorized", 403: "Forbidden"}.get(status, "Internal server error")
+                return web.Response(status=status, text=json.dumps({"message": message}))
+            event["requestContext"]["authorizer"] = dict(conn.authorizer or {})
         status, response = await self._invoke_logged(
-            "ws_connect", conn, CONNECT, event, query=event["queryStringParameters"]
+            "ws_connect", conn, CONNECT, event, query=redacted_query(event["queryStringParameters"])
         )
         if not 200 <= status < 300:
             message = "Internal server error" if status >= 500 else "Forbidden"

@@ -23,6 +23,7 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_WS_URL = "ws://127.0.0.1:8001"
+DEFAULT_API_KEY = "dev-key"  # the local runtime's default client (make run prints it)
 
 
 class Cli:
@@ -31,7 +32,10 @@ class Cli:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.json = bool(getattr(args, "json", False))
-        self.rest = RestClient(getattr(args, "url", None) or os.environ.get("SOLEXEC_URL") or DEFAULT_URL)
+        self.api_key = getattr(args, "api_key", None) or os.environ.get("SOLEXEC_API_KEY") or DEFAULT_API_KEY
+        self.rest = RestClient(
+            getattr(args, "url", None) or os.environ.get("SOLEXEC_URL") or DEFAULT_URL, api_key=self.api_key
+        )
         self.ws_url = getattr(args, "ws_url", None) or os.environ.get("SOLEXEC_WS_URL") or DEFAULT_WS_URL
 
     def out(self, human: str, data: Any) -> None:
@@ -40,7 +44,7 @@ class Cli:
     def follow(self, order_id: str, token_out: str = "") -> int:
         """Print each status as it arrives; the exit code is the order's outcome."""
         last = None
-        for event in follow_order(self.ws_url, order_id, timeout=self.args.timeout):
+        for event in follow_order(self.ws_url, order_id, timeout=self.args.timeout, api_key=self.api_key):
             last = event
             self.out(status_line(event, token_out), event)
         return EXIT_OK if last is not None and last.get("status") == "confirmed" else EXIT_FAILED
@@ -150,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ws-url", default=argparse.SUPPRESS, help=f"WebSocket API (env SOLEXEC_WS_URL, else {DEFAULT_WS_URL})"
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    common.add_argument(
+        "--api-key",
+        default=argparse.SUPPRESS,
+        help=f"the client's API key (env SOLEXEC_API_KEY, else the local default {DEFAULT_API_KEY!r})",
+    )
     wait = argparse.ArgumentParser(add_help=False)
     wait.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the order (default 300)")
 

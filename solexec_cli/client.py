@@ -27,9 +27,10 @@ class ApiError(Exception):
 
 
 class RestClient:
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.api_key = api_key
 
     def call(
         self,
@@ -47,6 +48,8 @@ class RestClient:
         request = urllib.request.Request(url, data=data, method=method, headers={"Accept": "application/json"})
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        if self.api_key:
+            request.add_header("x-api-key", self.api_key)
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:

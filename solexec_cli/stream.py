@@ -26,15 +26,21 @@ class StreamTimeout(StreamError):
     """The order did not reach a terminal status in time."""
 
 
-def follow_order(ws_url: str, order_id: str, timeout: float = 300.0, retries: int = 5) -> Iterator[dict[str, Any]]:
-    """Yield the order's status events in arrival order, each `seq` once, up to the terminal one."""
+def follow_order(
+    ws_url: str, order_id: str, timeout: float = 300.0, retries: int = 5, api_key: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield the order's status events in arrival order, each `seq` once, up to the terminal one.
+
+    The key goes in the `x-api-key` header of the upgrade request, not in the URL (URLs get logged).
+    """
+    headers = [f"x-api-key: {api_key}"] if api_key else []
     seen: set[int] = set()
     deadline = time.monotonic() + timeout
     failures = 0
     url = f"{ws_url.rstrip('/')}/?orderId={order_id}"
     while True:
         try:
-            conn = websocket.create_connection(url, timeout=max(1.0, deadline - time.monotonic()))
+            conn = websocket.create_connection(url, timeout=max(1.0, deadline - time.monotonic()), header=headers)
         except websocket.WebSocketBadStatusException as exc:
             raise StreamError(f"the WebSocket API refused order {order_id}: HTTP {exc.status_code}") from None
         except (OSError, websocket.WebSocketException) as exc:

@@ -23,6 +23,8 @@ from offline.emulator import moto_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"confirmed", "failed"}
+# The local runtime's default client (API_KEYS unset): an admin. Requests carry it unless told otherwise.
+DEV_KEY = "dev-key"
 
 
 def free_port() -> int:
@@ -135,8 +137,9 @@ def http(
     method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
 ) -> tuple[int, Any]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    sent = {"Content-Type": "application/json", "x-api-key": DEV_KEY, **(headers or {})}
     req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+        url, data=data, method=method, headers={k: v for k, v in sent.items() if v is not None}
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -158,6 +161,7 @@ def follow(
     timeout: float = 60.0,
     subscribe: list[str] | None = None,
     after_seq: int = 0,
+    api_key: str = DEV_KEY,
 ) -> list[dict[str, Any]]:
     """Collect every frame until the server closes, or every followed order is terminal.
 
@@ -165,7 +169,7 @@ def follow(
     after it failed replays its old `failed` first). A followed order is done once its
     terminal status and every earlier seq have arrived, in whatever order.
     """
-    url = f"{ws_url}/?orderId={order_id}" if order_id else ws_url
+    url = f"{ws_url}/?apiKey={api_key}" + (f"&orderId={order_id}" if order_id else "")
     conn = websocket.create_connection(url, timeout=timeout)
     for oid in subscribe or []:
         conn.send(json.dumps({"action": "subscribe", "orderId": oid}))

@@ -7,6 +7,8 @@
   const WS_URL = document.querySelector('meta[name="ws-url"]').content || `ws://${location.hostname}:8001`;
   const TERMINAL = new Set(["confirmed", "failed"]);
   const POLL_MS = 3000;
+  const KEY_STORE = "solexec.apiKey";
+  let apiKey = localStorage.getItem(KEY_STORE) || "";
 
   const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -26,7 +28,7 @@
   }
 
   async function api(method, path, body) {
-    const init = { method, headers: {} };
+    const init = { method, headers: { "x-api-key": apiKey } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -40,6 +42,7 @@
       } catch {
         data = { message: text };
       }
+      if (resp.status === 401) askForKey("the engine refused this key (401): enter a valid one");
       return { status: resp.status, ok: resp.ok, data };
     } catch (err) {
       return { status: 0, ok: false, data: { error: "network", message: `cannot reach the engine: ${err}` } };
@@ -227,7 +230,8 @@
     reconnects: 0,
     open() {
       setWsState("connecting");
-      const ws = new WebSocket(WS_URL);
+      // A browser cannot set headers on a WebSocket: the key goes in the query, as the contract allows.
+      const ws = new WebSocket(`${WS_URL}${WS_URL.includes("?") ? "&" : "?"}apiKey=${encodeURIComponent(apiKey)}`);
       this.ws = ws;
       ws.onopen = () => {
         this.delay = 500;
@@ -246,7 +250,7 @@
         else if (frame.type === "error") notice(`WebSocket: ${frame.error}: ${frame.message}`);
       };
       ws.onclose = () => {
-        if (this.ws !== ws) return;
+        if (this.ws !== ws || !apiKey) return;
         this.reconnects += 1;
         setWsState(`reconnecting in ${(this.delay / 1000).toFixed(1)} s`);
         setTimeout(() => this.open(), this.delay);
@@ -345,6 +349,11 @@
 
   async function refreshDlq() {
     const [stats, failed] = await Promise.all([api("GET", "api/dlq/stats"), api("GET", "api/dlq/failed-orders?limit=20")]);
+    $("#dlq").dataset.access = stats.status === 403 ? "forbidden" : "ok";
+    if (stats.status === 403) {
+      $("#dlq-stats").replaceChildren(h("dt", {}, "access"), h("dd", {}, "the dead letters need an admin key"));
+      return;
+    }
     if (stats.ok) {
       const s = stats.data;
       const reasons = Object.entries(s.byReason || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
@@ -437,15 +446,63 @@
 
   // -- start ----------------------------------------------------------------------------
 
-  window.solexec = { orders, socket, follow, base: BASE, wsUrl: WS_URL };
-  socket.open();
-  loadTokens();
-  refreshOrders();
-  refreshDlq();
-  refreshStats();
-  setInterval(() => {
+  // -- the API key: asked for once, kept in this browser -----------------------------------
+
+  const keyForm = $("#key-form");
+  let started = false;
+
+  function askForKey(reason) {
+    apiKey = "";
+    localStorage.removeItem(KEY_STORE);
+    keyForm.hidden = false;
+    $("#key-change").hidden = true;
+    $("[data-error-for=apiKey]").textContent = reason || "";
+    keyForm.elements.apiKey.focus();
+    if (socket.ws) {
+      const ws = socket.ws;
+      socket.ws = null;
+      ws.close();
+    }
+    setWsState("no key");
+  }
+
+  keyForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const value = keyForm.elements.apiKey.value.trim();
+    if (!value) {
+      $("[data-error-for=apiKey]").textContent = "enter your API key";
+      return;
+    }
+    apiKey = value;
+    localStorage.setItem(KEY_STORE, value);
+    keyForm.elements.apiKey.value = "";
+    keyForm.hidden = true;
+    $("#key-change").hidden = false;
+    start();
+  });
+  $("#key-change").addEventListener("click", () => askForKey(""));
+
+  function start() {
+    socket.open();
+    loadTokens();
+    refreshOrders();
     refreshDlq();
     refreshStats();
-  }, POLL_MS);
-  setInterval(refreshOrders, 2 * POLL_MS);
+    if (started) return;
+    started = true;
+    setInterval(() => {
+      if (!apiKey) return;
+      refreshDlq();
+      refreshStats();
+    }, POLL_MS);
+    setInterval(() => apiKey && refreshOrders(), 2 * POLL_MS);
+  }
+
+  window.solexec = { orders, socket, follow, base: BASE, wsUrl: WS_URL };
+  if (apiKey) {
+    $("#key-change").hidden = false;
+    start();
+  } else {
+    askForKey("");
+  }
 })();

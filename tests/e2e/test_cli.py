@@ -20,13 +20,21 @@ LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
 
 @pytest.fixture(scope="module")
 def cli_rt(tmp_path_factory) -> Iterator[Runtime]:
-    env = {"DEX_QUOTE_MS": "20", "DEX_SUBMIT_MS": "300-500", "RETRY_DELAYS_S": "1,1,1"}
+    env = {
+        "DEX_QUOTE_MS": "20",
+        "DEX_SUBMIT_MS": "300-500",
+        "RETRY_DELAYS_S": "1,1,1",
+        "API_KEYS": "dev:dev-key:admin,carol:key-carol",
+    }
     with own_runtime(tmp_path_factory.mktemp("cli"), env) as rt:
         yield rt
 
 
-def solexec(rt: Runtime, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def solexec(rt: Runtime, *args: str, timeout: float = 60, key: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SOLEXEC_URL": rt.rest, "SOLEXEC_WS_URL": rt.ws}
+    env.pop("SOLEXEC_API_KEY", None)
+    if key is not None:
+        env["SOLEXEC_API_KEY"] = key
     return subprocess.run(
         [sys.executable, "-m", "solexec_cli", *args],
         cwd=ROOT,
@@ -96,6 +104,24 @@ def test_bad_input_and_http_errors_exit_2_with_the_message(cli_rt):
     assert run.returncode == 2 and "--limit" in run.stderr
     run = solexec(cli_rt, "--url", "http://127.0.0.1:9", "tokens")
     assert run.returncode == 2 and "cannot reach http://127.0.0.1:9" in run.stderr
+
+
+def test_the_key_comes_from_api_key_or_solexec_api_key(cli_rt):
+    # a wrong key: the contract's 401, exit 2
+    run = solexec(cli_rt, "orders", key="wrong")
+    assert run.returncode == 2 and "x-api-key" in run.stderr, run.stderr
+    # carol's key from the environment: her order, watched over the WebSocket with the same key
+    run = solexec(
+        cli_rt, "submit", "--in", "SOL", "--out", "USDC", "--amount", "1", "--json", "--watch", key="key-carol"
+    )
+    assert run.returncode == 0, run.stderr
+    order_id = json.loads(run.stdout.splitlines()[0])["orderId"]
+    assert http("GET", f"{cli_rt.rest}/order/{order_id}")[0] == 404  # not the dev client's order
+    # --api-key wins over the environment; a non-admin key cannot read the dead letters
+    run = solexec(cli_rt, "--api-key", "key-carol", "dlq", "stats", key="wrong")
+    assert run.returncode == 2 and "admin" in run.stderr, run.stderr
+    run = solexec(cli_rt, "watch", order_id, "--api-key", "key-carol", key="wrong")
+    assert run.returncode == 0 and "confirmed" in run.stdout, run.stdout + run.stderr
 
 
 def test_the_console_script_points_at_main():

@@ -17,7 +17,7 @@ import pytest
 
 from chalicelib.config import load_settings
 from chalicelib.console import websocket_url
-from tests.support import ROOT, Runtime, http, own_runtime
+from tests.support import DEV_KEY, ROOT, Runtime, http, own_runtime
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,12 @@ JS_ERRORS: list[str] = []  # uncaught exceptions in any page; checked after each
 
 @pytest.fixture(scope="module")
 def console_rt(tmp_path_factory) -> Iterator[Runtime]:
-    env = {"DEX_QUOTE_MS": "20", "DEX_SUBMIT_MS": "300-500", "RETRY_DELAYS_S": "1,1,1"}
+    env = {
+        "DEX_QUOTE_MS": "20",
+        "DEX_SUBMIT_MS": "300-500",
+        "RETRY_DELAYS_S": "1,1,1",
+        "API_KEYS": f"dev:{DEV_KEY}:admin,dora:key-dora",
+    }
     with own_runtime(tmp_path_factory.mktemp("console"), env) as rt:
         yield rt
 
@@ -74,10 +79,14 @@ def browser() -> Iterator[Browser]:
         pw.stop()
 
 
-def _open(browser: Browser, rt: Runtime) -> Page:
+def _open(browser: Browser, rt: Runtime, key: str = DEV_KEY) -> Page:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.on("pageerror", lambda exc: JS_ERRORS.append(str(exc)))
     page.goto(f"{rt.rest}/")
+    # a new browser profile: the console asks for the key once
+    page.wait_for_selector("#key-form:not([hidden])", timeout=15_000)
+    page.fill("input[name=apiKey]", key)
+    page.click("#key-save")
     page.wait_for_selector("#ws-state[data-state=live]", timeout=15_000)
     page.wait_for_selector("select[name=tokenIn] option[value=SOL]", state="attached")
     return page
@@ -207,6 +216,33 @@ def test_reconnect_resubscribes_and_drops_repeated_statuses(browser, console_rt)
         assert page.get_attribute("#ws-state", "data-state") == "live"
         for order_id in page.eval_on_selector_all(".card", "els => els.map(e => e.dataset.orderId)"):
             assert _timeline(page, order_id) == LIFECYCLE
+    finally:
+        page.close()
+
+
+def test_the_key_is_asked_once_kept_and_a_client_key_cannot_see_the_dead_letters(browser, console_rt):
+    # GIVEN a page that was given a client's (non-admin) key
+    page = _open(browser, console_rt, key="key-dora")
+    try:
+        # THEN the key is kept in the browser: a reload asks nothing
+        assert page.evaluate("() => localStorage.getItem('solexec.apiKey')") == "key-dora"
+        page.reload()
+        page.wait_for_selector("#ws-state[data-state=live]", timeout=15_000)
+        assert page.is_hidden("#key-form")
+        # AND the dead-letter panel says it needs an admin key (the routes answer 403)
+        page.wait_for_selector("#dlq[data-access=forbidden]", timeout=10_000)
+        assert "admin key" in page.inner_text("#dlq-stats")
+        # AND an order submitted with it is this client's: the admin's key does not see it
+        _submit(page, "0.2")
+        card = page.wait_for_selector(".card[data-status=confirmed]", timeout=30_000)
+        order_id = card.get_attribute("data-order-id")
+        assert http("GET", f"{console_rt.rest}/order/{order_id}")[0] == 404
+        assert http("GET", f"{console_rt.rest}/order/{order_id}", headers={"x-api-key": "key-dora"})[0] == 200
+        # WHEN the stored key stops being valid, the console asks again
+        page.evaluate("() => localStorage.setItem('solexec.apiKey', 'revoked')")
+        page.reload()
+        page.wait_for_selector("#key-form:not([hidden])", timeout=15_000)
+        assert "401" in page.inner_text("[data-error-for=apiKey]")
     finally:
         page.close()
 

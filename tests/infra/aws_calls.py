@@ -39,7 +39,13 @@ FUNCTIONS = {
     "ws_replay": "WsReplay",
     "sweeper": "Sweeper",
     "order_watcher": "OrderWatcher",
+    "client_key": "ClientKey",
+    "ws_authorizer": "WsAuthorizer",
 }
+# The key every driven request carries (the local default admin, from API_KEYS' default),
+# and what the $connect authorizer puts on every WebSocket event of the connection.
+_KEY = "dev-key"
+_AUTHORIZED = {"principalId": "dev", "client": "dev", "admin": "true"}
 
 # SQS batch APIs are authorised by the single-message action.
 _SQS_ACTIONS = {
@@ -185,6 +191,7 @@ def _ws_event(route: str, connection_id: str, body: str | None = None, query: di
             "apiId": WS_API_ID,
             "domainName": f"{WS_API_ID}.execute-api.us-east-1.amazonaws.com",
             "stage": "api",
+            "authorizer": dict(_AUTHORIZED),
         },
         "queryStringParameters": query,
         "body": body,
@@ -249,8 +256,38 @@ def record_function_grants(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
     sqs = session.client("sqs")
     recorder.ignored.add(id(sqs))
     with _patched_client(recorder), Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
-        _drive(client, recorder, sqs, urls, arns, bootstrap)
+        keyed = _KeyedClient(client)
+        _drive_authorizers(keyed, recorder)
+        _drive(keyed, recorder, sqs, urls, arns, bootstrap)
     return recorder
+
+
+class _KeyedClient:
+    """chalice.test's client whose HTTP requests carry the key (chalice.local reads `authorization`)."""
+
+    def __init__(self, client: Any) -> None:
+        self.lambda_ = client.lambda_
+        self.http = self
+        self._http = client.http
+
+    def __getattr__(self, method: str) -> Any:
+        def call(path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+            return getattr(self._http, method)(path, headers={"authorization": _KEY, **(headers or {})}, **kwargs)
+
+        return call
+
+
+def _drive_authorizers(client: Any, recorder: CallRecorder) -> None:
+    """A key API_KEYS does not know is looked up in the clients table (and refused)."""
+    arn = "arn:aws:execute-api:us-east-1:123456789012:rest12345/api/GET/orders"
+    with recorder.as_function("client_key"), contextlib.suppress(Exception):
+        client.lambda_.invoke("client_key", {"type": "TOKEN", "authorizationToken": "sk_unknown", "methodArn": arn})
+    with recorder.as_function("client_key"):
+        client.lambda_.invoke("client_key", {"type": "TOKEN", "authorizationToken": _KEY, "methodArn": arn})
+    connect_arn = f"arn:aws:execute-api:us-east-1:123456789012:{WS_API_ID}/api/$connect"
+    with recorder.as_function("ws_authorizer"), contextlib.suppress(Exception):
+        event = {"type": "REQUEST", "methodArn": connect_arn, "headers": {}, "queryStringParameters": {"apiKey": "x"}}
+        client.lambda_.invoke("ws_authorizer", event)
 
 
 def _drive(client: Any, recorder: CallRecorder, sqs: Any, urls: dict, arns: dict, bootstrap: Any) -> None:

@@ -19,6 +19,7 @@ def test_local_runtime_creates_tables_and_queues_and_skips_the_rest(fake_aws):
     assert {n for n, c in result.resources.items() if c.type == "AWS::DynamoDB::Table"} == {
         "OrdersTable",
         "FailuresTable",
+        "ClientsTable",
     }
     assert {n for n, c in result.resources.items() if c.type == "AWS::SQS::Queue"} == {
         "OrdersQueue",

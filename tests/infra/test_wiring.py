@@ -90,21 +90,41 @@ def test_stages_switch_test_endpoints(dev_template, prod_template):
             assert (env["ENABLE_TEST_ENDPOINTS"], env["STAGE"]) == (flag, stage), name
 
 
-def test_admin_routes_need_sigv4_and_nothing_else_does(dev_template, prod_template):
+PUBLIC_ROUTES = {("/", "get"), ("/console/{name}", "get"), ("/health", "get"), ("/openapi.json", "get")}
+
+
+def test_every_route_but_the_public_ones_needs_the_key_authorizer_and_a_usage_plan_key(dev_template, prod_template):
     for template in (dev_template, prod_template):
         body = _props(template, "RestAPI")["DefinitionBody"]
-        assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
-        admin = 0
+        authorizer = body["securityDefinitions"]["client_key"]
+        assert authorizer["x-amazon-apigateway-authtype"] == "custom" and authorizer["name"] == "x-api-key"
+        assert "${ClientKey.Arn}" in authorizer["x-amazon-apigateway-authorizer"]["authorizerUri"]["Fn::Sub"]
+        # the usage plan key comes from the authorizer (usageIdentifierKey), not from the header
+        assert body["x-amazon-apigateway-api-key-source"] == "AUTHORIZER"
+        protected = 0
         for path, methods in body["paths"].items():
             for method, spec in methods.items():
-                # every merged entry landed on a real Chalice route (it has an integration)
+                if method == "options":
+                    continue
                 assert "x-amazon-apigateway-integration" in spec, f"{method} {path}: not a route of app.py"
-                if path.startswith("/api/dlq/"):
-                    assert spec.get("security") == [{"sigv4": []}], f"{method} {path} is open"
-                    admin += 1
-                else:
+                if (path, method) in PUBLIC_ROUTES:
                     assert "security" not in spec, f"{method} {path} should stay public"
-        assert admin == 5
+                else:
+                    assert spec.get("security") == [{"api_key": []}, {"client_key": []}], f"{method} {path} is open"
+                    protected += 1
+        assert protected >= 12  # orders, tokens, /api/stats, the five DLQ routes, the two test routes
+        plan = _props(template, "UsagePlan")
+        assert plan["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+        assert plan["Throttle"] == {"RateLimit": {"Ref": "RateLimitRps"}, "BurstLimit": {"Ref": "RateLimitBurst"}}
+
+
+def test_websocket_connect_runs_the_key_authorizer(dev_template):
+    route = _props(dev_template, "WebsocketConnectRoute")
+    assert route["AuthorizationType"] == "CUSTOM" and route["AuthorizerId"] == {"Ref": "WebsocketKeyAuthorizer"}
+    authorizer = _props(dev_template, "WebsocketKeyAuthorizer")
+    assert authorizer["AuthorizerType"] == "REQUEST" and "${WsAuthorizer.Arn}" in authorizer["AuthorizerUri"]["Fn::Sub"]
+    permission = _props(dev_template, "WsAuthorizerInvokePermission")
+    assert permission["FunctionName"] == {"Ref": "WsAuthorizer"}
 
 
 def test_errors_api_gateway_answers_itself_keep_the_contracts_shape(dev_template, prod_template):

@@ -73,5 +73,5 @@ def test_response_types_follow_api_gateway():
     )
     assert response_type_for(403, "no", "AccessDeniedException") == "ACCESS_DENIED"
     assert response_type_for(401, "", "") == "UNAUTHORIZED"
-    assert response_type_for(429, "", "") == "DEFAULT_4XX"
+    assert response_type_for(429, "", "") == "THROTTLED"
     assert response_type_for(502, "", "") == "DEFAULT_5XX"
