@@ -9,7 +9,7 @@ import pytest
 from chalicelib.bootstrap import build_engine
 from chalicelib.cancel import NotCancellable
 from chalicelib.config import Settings
-from chalicelib.errors import InvalidOrder
+from chalicelib.errors import InvalidOrder, OrderNotFound
 from chalicelib.failures import MemoryFailureStore
 from chalicelib.market import DEFAULT_TOKENS, Market, MarketConfig
 from chalicelib.memory import MemoryNotifier, MemoryOrderStore, MemoryQueue
@@ -164,3 +164,13 @@ def test_the_watcher_reads_each_pair_once_whatever_the_number_of_orders(eng):
     assert report.waiting == 4 and report.pairs == 1 and report.pool_reads == 1 and report.triggered == []
     # AND the next tick reads only what is new in the index (one query)
     assert eng.watcher.tick().store_queries == 1
+
+
+def test_another_clients_order_cannot_be_cancelled(eng):
+    body = {"type": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "slippage": "0.01"}
+    order = parse_order({**body, "limitPrice": "1000000"}, eng.tokens)
+    order_id = eng.orders.submit(order, client="alice").record.order_id
+    _deliver(eng)
+    with pytest.raises(OrderNotFound):
+        eng.canceller.cancel(order_id, "mallory")
+    assert eng.canceller.cancel(order_id, "alice").status is Status.CANCELLED
