@@ -116,8 +116,8 @@ def build_engine(
         failures=failures,
         dead_letters=DeadLetterService(failures, dlq, orders_queue, executor),
         stats=EngineStats(store, orders_queue, dlq),
-        wallet=wallet,
         clients=clients if clients is not None else _clients(settings),
+        wallet=wallet,
     )
     attach_order_types(eng, router, publisher)
     return eng

@@ -56,14 +56,6 @@ class Settings:
     chain_expire_ppm: int = 0
     stranded_after_s: int = 30
     max_body_bytes: int = 16 * 1024
-    # A real cluster (issue 12): unset SOLANA_RPC_URL keeps the modelled market.
-    solana_rpc_url: str | None = None
-    solana_pools_file: str | None = None
-    wallet_keypair_path: str | None = None
-    wallet_secret_id: str | None = None
-    wallet_public_key: str | None = None  # deployed: the secret's public key, for GET /health
-    priority_fee_microlamports: int = 10_000
-    priority_fee_cap_lamports: int = 100_000
     # The watcher of limit and sniper orders (issue 17, docs/decisions/012).
     watch_window_s: float = 50.0
     watch_tick_s: float = 2.0
@@ -72,6 +64,14 @@ class Settings:
     api_keys: str = ""
     clients_table: str = ""
     max_frame_bytes: int = 4 * 1024
+    # A real cluster (issue 12): unset SOLANA_RPC_URL keeps the modelled market.
+    solana_rpc_url: str | None = None
+    solana_pools_file: str | None = None
+    wallet_keypair_path: str | None = None
+    wallet_secret_id: str | None = None
+    wallet_public_key: str | None = None  # deployed: the secret's public key, for GET /health
+    priority_fee_microlamports: int = 10_000
+    priority_fee_cap_lamports: int = 100_000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -102,6 +102,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stranded_after_s=int(env.get("STRANDED_AFTER_S", "30")),
         console_websocket_url=env.get("WS_PUBLIC_URL") or env.get("WEBSOCKET_API_URL") or None,
         ws_port=int(env.get("WS_PORT") or 8001),
+        watch_window_s=float(env.get("WATCH_WINDOW_S") or 50.0),
+        watch_tick_s=float(env.get("WATCH_TICK_S") or 2.0),
+        api_keys=env.get("API_KEYS", "" if env.get("AWS_LAMBDA_FUNCTION_NAME") else DEFAULT_API_KEYS),
+        clients_table=env.get("CLIENTS_TABLE", ""),
+        max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),
+        max_frame_bytes=int(env.get("MAX_FRAME_BYTES") or Settings.max_frame_bytes),
         solana_rpc_url=env.get("SOLANA_RPC_URL") or None,
         solana_pools_file=env.get("SOLANA_POOLS_FILE") or None,
         wallet_keypair_path=env.get("WALLET_KEYPAIR_PATH") or None,
@@ -109,10 +115,4 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wallet_public_key=env.get("WALLET_PUBLIC_KEY") or None,
         priority_fee_microlamports=int(env.get("PRIORITY_FEE_MICROLAMPORTS") or 10_000),
         priority_fee_cap_lamports=int(env.get("PRIORITY_FEE_CAP_LAMPORTS") or 100_000),
-        watch_window_s=float(env.get("WATCH_WINDOW_S") or 50.0),
-        watch_tick_s=float(env.get("WATCH_TICK_S") or 2.0),
-        api_keys=env.get("API_KEYS", "" if env.get("AWS_LAMBDA_FUNCTION_NAME") else DEFAULT_API_KEYS),
-        clients_table=env.get("CLIENTS_TABLE", ""),
-        max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),
-        max_frame_bytes=int(env.get("MAX_FRAME_BYTES") or Settings.max_frame_bytes),
     )
