@@ -152,6 +152,10 @@ class MemoryQueue:
         self._next += 1
         self._live[str(self._next)] = body
 
+    def send_batch(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            self.send(body)
+
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         self.visibility[receipt_handle] = seconds
 

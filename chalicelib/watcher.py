@@ -50,7 +50,7 @@ class TickReport:
     expired: list[str] = field(default_factory=list)
     store_queries: int = 0  # DynamoDB Query calls this tick
     pool_reads: int = 0  # pair snapshots (each two getMultipleAccounts on a cluster)
-    queue_sends: int = 0
+    queue_sends: int = 0  # SQS calls (SendMessageBatch: ten triggers each)
     status_writes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +84,7 @@ class OrderWatcher:
         self._newest: str | None = None
         self._refreshed_at = 0
         self._sent_at: dict[str, int] = {}
+        self._outbox: list[dict[str, Any]] = []
 
     # -- the book of waiting orders ------------------------------------------------------
 
@@ -139,16 +140,32 @@ class OrderWatcher:
                     continue
                 if out >= floor_out(record.request, token_out.decimals) > 0:
                     self._trigger(record, out, report)
+        self._send(report)
         if report.triggered or report.expired:
             logger.info("watcher tick", extra=report.to_dict())
         return report
 
     def _trigger(self, record: OrderRecord, quoted_out: int, report: TickReport) -> None:
-        self.queue.send({"orderId": record.order_id, "round": record.round, "trigger": {"quotedOut": str(quoted_out)}})
+        self._outbox.append(
+            {"orderId": record.order_id, "round": record.round, "trigger": {"quotedOut": str(quoted_out)}}
+        )
         self._sent_at[record.order_id] = self.clock_ms()
-        report.queue_sends += 1
         report.triggered.append(record.order_id)
         logger.info("triggered", extra={"orderId": record.order_id, "quotedOut": str(quoted_out)})
+
+    def _send(self, report: TickReport) -> None:
+        """The tick's triggers, ten per SendMessageBatch where the queue can batch."""
+        bodies, self._outbox = self._outbox, []
+        if not bodies:
+            return
+        batch = getattr(self.queue, "send_batch", None)
+        if batch is None:
+            for body in bodies:
+                self.queue.send(body)
+            report.queue_sends += len(bodies)
+            return
+        batch(bodies)
+        report.queue_sends += -(-len(bodies) // 10)
 
     def _expire(self, record: OrderRecord, report: TickReport) -> None:
         event = status_event(record.order_id, Status.EXPIRED, record.seq + 1, reason="expired")
