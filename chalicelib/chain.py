@@ -26,6 +26,8 @@ class ChainSubmission:
     signature: str
     submitted_at_ms: int
     confirm_at_ms: int
+    raw: bytes = b""  # the signed transaction, for rebroadcasts (a real cluster)
+    last_valid_block_height: int | None = None
 
 
 class SimulatedChain:

@@ -208,6 +208,10 @@ class Fill:
     executed_price: Decimal  # whole token_out per whole token_in
     legs: tuple[RouteLeg, ...]
     executed_at_ms: int = 0
+    # On a real cluster, from getTransaction: where it landed and what it cost.
+    slot: int | None = None
+    fee_lamports: int | None = None
+    compute_units: int | None = None
 
     def to_message(self, token_out: Token) -> dict[str, str]:
         return {

@@ -24,7 +24,14 @@ from solders.transaction import VersionedTransaction
 from .plan import RouteLeg, RoutePlan
 from .venues import METEORA_DLMM_PROGRAM_ID, PROGRAM_IDS, RAYDIUM, RAYDIUM_CPMM_PROGRAM_ID
 
-__all__ = ["SignedSwap", "build_swap_transaction", "leg_floors", "verify_signature"]
+__all__ = [
+    "ASSOCIATED_TOKEN_PROGRAM_ID",
+    "SignedSwap",
+    "build_swap_transaction",
+    "discriminator",
+    "leg_floors",
+    "verify_signature",
+]
 
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
@@ -36,14 +43,16 @@ class SignedSwap:
     signature: str  # base58; the transaction id
     raw: bytes  # the serialized signed transaction
     program_ids: tuple[str, ...]  # one per leg, in instruction order
+    last_valid_block_height: int | None = None  # on a real cluster: when its blockhash expires
 
 
-def _discriminator(name: str) -> bytes:
+def discriminator(name: str) -> bytes:
+    """Anchor's instruction discriminator: sha256("global:<name>")[:8]."""
     return hashlib.sha256(f"global:{name}".encode()).digest()[:8]
 
 
-_CPMM_SWAP_BASE_INPUT = _discriminator("swap_base_input")
-_DLMM_SWAP = _discriminator("swap")
+_CPMM_SWAP_BASE_INPUT = discriminator("swap_base_input")
+_DLMM_SWAP = discriminator("swap")
 
 
 @lru_cache(maxsize=4_096)
