@@ -8,15 +8,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from chalicelib.chain import SimulatedChain
+from chalicelib.chain import SimulatedChain, SwapChain
 from chalicelib.clients import ChainedDirectory, ClientDirectory, MemoryClientDirectory, parse_api_keys
 from chalicelib.config import Settings, load_settings
 from chalicelib.dlq import DeadLetterQueue, DeadLetterService
 from chalicelib.dynamo import DynamoOrderStore, bind_tables
-from chalicelib.execution import OrderExecutor
+from chalicelib.execution import OrderExecutor, Router
 from chalicelib.failures import DynamoFailureStore, FailureModel, FailureStore
 from chalicelib.market import DEFAULT_TOKENS, Market, MarketConfig, TokenRegistry
 from chalicelib.messaging import ApiGatewayNotifier, SqsQueue
+from chalicelib.onchain_wiring import build_chain_parts
 from chalicelib.ports import MessageQueue, OrderStore, StatusNotifier
 from chalicelib.publisher import StatusPublisher
 from chalicelib.service import OrderService, SubscriptionService
@@ -40,6 +41,7 @@ class Engine:
     dead_letters: DeadLetterService
     stats: EngineStats
     clients: ClientDirectory
+    wallet: str | None = None  # the public key that signs the engine's swaps
 
 
 def _clients(settings: Settings) -> ClientDirectory:
@@ -81,13 +83,26 @@ def build_engine(
         drop_ppm=settings.chain_drop_ppm,
         expire_ppm=settings.chain_expire_ppm,
     )
+    router: Router = market
+    swap_chain: SwapChain = chain
+    tokens, wallet = DEFAULT_TOKENS, str(chain.payer.pubkey())
+    if settings.solana_rpc_url:  # a real cluster (issue 12): chalicelib/onchain_wiring.py
+        parts = build_chain_parts(settings)
+        router, swap_chain, tokens, wallet = parts.market, parts.chain, parts.tokens, parts.wallet
     publisher = StatusPublisher(store, notifier)
     executor = OrderExecutor(
-        store, publisher, market, chain, settings.retry_delays_s, failures, lease_s=settings.attempt_lease_s
+        store,
+        publisher,
+        router,
+        swap_chain,
+        settings.retry_delays_s,
+        failures,
+        registry=tokens,
+        lease_s=settings.attempt_lease_s,
     )
     return Engine(
         settings=settings,
-        tokens=DEFAULT_TOKENS,
+        tokens=tokens,
         store=store,
         orders_queue=orders_queue,
         replay_queue=replay_queue,
@@ -99,6 +114,7 @@ def build_engine(
         dead_letters=DeadLetterService(failures, dlq, orders_queue, executor),
         stats=EngineStats(store, orders_queue, dlq),
         clients=clients if clients is not None else _clients(settings),
+        wallet=wallet,
     )
 
 

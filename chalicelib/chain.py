@@ -11,6 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from solders.hash import Hash
 from solders.keypair import Keypair
@@ -18,7 +19,7 @@ from solders.keypair import Keypair
 from chalicelib.errors import RetryableExecutionError
 from chalicelib.market import Fill, Market, RoutePlan, SignedSwap, build_swap_transaction
 
-__all__ = ["ChainSubmission", "SimulatedChain"]
+__all__ = ["ChainSubmission", "SimulatedChain", "SwapChain"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,20 @@ class ChainSubmission:
     confirm_at_ms: int
     raw: bytes = b""  # the signed transaction, for rebroadcasts (a real cluster)
     last_valid_block_height: int | None = None
+
+
+class SwapChain(Protocol):
+    """Build a plan's signed swap, record its submission, confirm it and say what it filled.
+
+    SimulatedChain (this module) models it; chalicelib.landing.ChainLander lands it on a
+    real cluster. `submit` puts nothing on the wire the executor has not written down.
+    """
+
+    def build(self, plan: RoutePlan, min_amount_out: int) -> SignedSwap: ...
+
+    def submit(self, signed: SignedSwap) -> ChainSubmission: ...
+
+    def confirm(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill: ...
 
 
 class SimulatedChain:

@@ -61,6 +61,13 @@ class Settings:
     api_keys: str = ""
     clients_table: str = ""
     max_frame_bytes: int = 4 * 1024
+    # A real cluster (issue 12): unset SOLANA_RPC_URL keeps the modelled market.
+    solana_rpc_url: str | None = None
+    solana_pools_file: str | None = None
+    wallet_keypair_path: str | None = None
+    wallet_secret_id: str | None = None
+    priority_fee_microlamports: int = 10_000
+    priority_fee_cap_lamports: int = 100_000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -95,4 +102,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clients_table=env.get("CLIENTS_TABLE", ""),
         max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),
         max_frame_bytes=int(env.get("MAX_FRAME_BYTES") or Settings.max_frame_bytes),
+        solana_rpc_url=env.get("SOLANA_RPC_URL") or None,
+        solana_pools_file=env.get("SOLANA_POOLS_FILE") or None,
+        wallet_keypair_path=env.get("WALLET_KEYPAIR_PATH") or None,
+        wallet_secret_id=env.get("WALLET_SECRET_ID") or None,
+        priority_fee_microlamports=int(env.get("PRIORITY_FEE_MICROLAMPORTS") or 10_000),
+        priority_fee_cap_lamports=int(env.get("PRIORITY_FEE_CAP_LAMPORTS") or 100_000),
     )

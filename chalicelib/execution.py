@@ -13,17 +13,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from chalicelib.chain import ChainSubmission, SimulatedChain
+from chalicelib.chain import ChainSubmission, SwapChain
 from chalicelib.errors import ExecutionError, PermanentExecutionError, RetryableExecutionError, StaleWrite
 from chalicelib.failures import FailureRecord, FailureStore
 from chalicelib.logs import logger
 from chalicelib.market import (
     DEFAULT_TOKENS,
-    Market,
     MarketError,
     RoutePlan,
+    Token,
     TokenRegistry,
 )
 from chalicelib.metrics import record_confirmed, record_failed, record_retry
@@ -32,6 +32,12 @@ from chalicelib.ports import OrderStore
 from chalicelib.publisher import StatusPublisher
 
 __all__ = ["AttemptOutcome", "OrderExecutor"]
+
+
+class Router(Protocol):
+    """What execution needs of a market: the modelled one (Market) or the chain's (OnChainMarket)."""
+
+    def route(self, token_in: Token, token_out: Token, amount_in: int) -> RoutePlan: ...
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,8 @@ class OrderExecutor:
         self,
         store: OrderStore,
         publisher: StatusPublisher,
-        market: Market,
-        chain: SimulatedChain,
+        market: Router,
+        chain: SwapChain,
         retry_delays_s: tuple[int, ...],
         failures: FailureStore,
         registry: TokenRegistry = DEFAULT_TOKENS,
@@ -169,6 +175,9 @@ class OrderExecutor:
                 "submittedAtMs": submission.submitted_at_ms,
                 "quoteWaitMs": plan.quote_wait_ms,
                 "confirmAtMs": submission.confirm_at_ms,
+                # A real cluster: the signed bytes to rebroadcast, and when their blockhash expires.
+                "rawTransaction": base64.b64encode(signed.raw).decode() if submission.raw else None,
+                "lastValidBlockHeight": submission.last_valid_block_height,
             },
         )
         self._confirm(record, plan, submission)
@@ -190,6 +199,15 @@ class OrderExecutor:
                 "chainMs": submission.confirm_at_ms - submission.submitted_at_ms,
             },
         }
+        if fill.slot is not None:  # a real cluster: where it landed and what it cost (getTransaction)
+            fields["slot"] = fill.slot
+            fields["fee"] = fill.fee_lamports
+            fields["computeUnits"] = fill.compute_units
+            # No simulated delay: the wait is the cluster's own, from the write-ahead to the confirmation seen.
+            fields["simulatedDelayMs"] = {
+                "quoteMs": 0,
+                "chainMs": max(0, fill.executed_at_ms - submission.submitted_at_ms),
+            }
         # The item keeps what the history does not say: the figures are in the `confirmed` event.
         cleared = {**_RESUME_CLEARED, "error": None, "leaseUntilMs": None}
         written = self._write(record, Status.CONFIRMED, fields, cleared)
@@ -223,6 +241,12 @@ class OrderExecutor:
         message = str(exc) or reason
         error = {"attempt": attempt, "reason": reason, "message": message, "retryable": retryable, "at": utc_now_iso()}
         last = not retryable or attempt >= self.max_attempts
+        # A transaction that may still land (the cluster did not answer) stays on the order:
+        # the next delivery confirms that very one, and the last one leaves it to the DLQ.
+        alive = bool(getattr(exc, "transaction_alive", False))
+        if alive and last:
+            logger.warning("attempt failed, transaction pending", extra={"orderId": order_id, "error": error})
+            return AttemptOutcome(done=False, retry_in_s=0, reason=reason)
         logger.warning("attempt failed", extra={"orderId": order_id, "error": error, "final": last})
         for _ in range(3):  # the order may move under us (a duplicate delivery); re-read and retry
             record = self.store.get(order_id)
@@ -238,7 +262,12 @@ class OrderExecutor:
                 else:
                     self.store.update_details(
                         record,
-                        {**_retire_transaction(record), "errors": errors, "lastError": message, "leaseUntilMs": None},
+                        {
+                            **({} if alive else _retire_transaction(record)),
+                            "errors": errors,
+                            "lastError": message,
+                            "leaseUntilMs": None,
+                        },
                     )
                 break
             except StaleWrite:
@@ -327,6 +356,8 @@ _RESUME_CLEARED: dict[str, Any] = {
     "submittedAtMs": None,
     "quoteWaitMs": None,
     "confirmAtMs": None,
+    "rawTransaction": None,
+    "lastValidBlockHeight": None,
 }
 
 
@@ -345,7 +376,12 @@ def _retire_transaction(record: OrderRecord) -> dict[str, Any]:
     tx_hash = record.details.get("txHash")
     if not tx_hash:
         return {}
-    return {"txHash": None, "failedTransactions": [*record.details.get("failedTransactions", []), tx_hash]}
+    return {
+        "txHash": None,
+        "rawTransaction": None,
+        "lastValidBlockHeight": None,
+        "failedTransactions": [*record.details.get("failedTransactions", []), tx_hash],
+    }
 
 
 def _plan_from(record: OrderRecord, registry: TokenRegistry) -> RoutePlan:
@@ -357,4 +393,10 @@ def _submission_from(record: OrderRecord) -> ChainSubmission:
         signature=record.details["txHash"],
         submitted_at_ms=int(record.details["submittedAtMs"]),
         confirm_at_ms=int(record.details["confirmAtMs"]),
+        raw=base64.b64decode(record.details.get("rawTransaction") or ""),
+        last_valid_block_height=_optional_int(record.details.get("lastValidBlockHeight")),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -214,7 +214,10 @@ def health() -> Response:
     try:
         eng = engine()
         eng.store.get("health-check")
-        return _json({"status": "ok", "stage": eng.settings.stage})
+        body = {"status": "ok", "stage": eng.settings.stage}
+        if eng.wallet:
+            body["wallet"] = eng.wallet  # the signer's public key (contract: local Solana cluster)
+        return _json(body)
     except Exception as exc:  # noqa: BLE001
         logger.exception("health check failed")
         return _json({"status": "unavailable", "error": type(exc).__name__}, 503)

@@ -36,7 +36,7 @@ from chalicelib.market.onchain import OnChainMarket
 from chalicelib.market.plan import whole_price
 from chalicelib.market.transaction import leg_floors
 
-__all__ = ["ChainLander", "LandingConfig", "ProgramError", "program_error"]
+__all__ = ["ChainLander", "LandingConfig", "ProgramError", "TransactionPending", "program_error"]
 
 _MAX_COMPUTE_UNITS = 1_400_000
 
@@ -56,6 +56,7 @@ class LandingConfig:
     compute_unit_margin_min: int = 5_000
     poll_interval_s: float = 0.4
     rebroadcast_interval_s: float = 2.0
+    unreachable_after_s: float = 15.0  # no answer from the cluster this long: leave the attempt (tx kept)
     commitment: str = "confirmed"
 
 
@@ -66,6 +67,15 @@ class ProgramError(RetryableExecutionError):
         super().__init__(message, reason=reason)
         self.err = err
         self.logs = logs or []
+
+
+class TransactionPending(RetryableExecutionError):
+    """The cluster could not say what became of a sent transaction: it may still land."""
+
+    transaction_alive = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="cluster_unavailable")
 
 
 def program_error(err: Any, instruction_dexes: dict[int, str], logs: list[str] | None = None) -> ProgramError:
@@ -155,18 +165,28 @@ class ChainLander:
         except ClusterError as exc:
             logger.warning("send failed", extra={"txHash": submission.signature, "error": str(exc)})
 
-    def _status(self, signature: str, search_history: bool = False) -> SignatureStatus | None:
+    def _status(self, signature: str, since_answer_ms: int) -> tuple[bool, SignatureStatus | None]:
+        """(answered, status); a cluster silent for `unreachable_after_s` ends the attempt."""
         try:
-            return self.cluster.signature_statuses([signature], search_history=search_history)[0]
+            return True, self.cluster.signature_statuses([signature])[0]
         except ClusterError as exc:
             logger.warning("status lookup failed", extra={"txHash": signature, "error": str(exc)})
-            return None
+            if self.clock_ms() - since_answer_ms >= self.config.unreachable_after_s * 1000:
+                raise
+            return False, None
 
     def confirm(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill:
+        try:
+            return self._land(plan, submission)
+        except ClusterError as exc:
+            raise TransactionPending(f"{submission.signature}: the cluster did not answer ({exc})") from exc
+
+    def _land(self, plan: RoutePlan, submission: ChainSubmission) -> Fill:
         dexes = {2 + i: leg.dex for i, leg in enumerate(plan.legs)}
         signature = submission.signature
         last_valid = submission.last_valid_block_height
         last_send_ms: int | None = None
+        last_answer_ms = self.clock_ms()
         first = True
         while True:
             now = self.clock_ms()
@@ -176,7 +196,9 @@ class ChainLander:
                     logger.info("rebroadcast", extra={"txHash": signature})
                 first = False
                 last_send_ms = now
-            status = self._status(signature)
+            answered, status = self._status(signature, last_answer_ms)
+            if answered:
+                last_answer_ms = self.clock_ms()
             if status is not None:
                 if status.err is not None:
                     raise program_error(status.err, dexes)
@@ -184,7 +206,8 @@ class ChainLander:
                     return self._fill(plan, signature)
             height = self._height()
             if last_valid is not None and height is not None and height > last_valid:
-                status = self._status(signature, search_history=True)
+                # Expired: it can land no more. Look once more, with history, before giving it up.
+                status = self.cluster.signature_statuses([signature], search_history=True)[0]
                 if status is not None and status.err is None:
                     return self._fill(plan, signature)
                 if status is not None:
@@ -209,7 +232,7 @@ class ChainLander:
                 break
             self.sleep(self.config.poll_interval_s)
         if details is None:
-            raise RetryableExecutionError(f"{signature} confirmed but getTransaction does not find it", "rpc_lag")
+            raise TransactionPending(f"{signature} confirmed but getTransaction does not find it yet")
         if details.err is not None:
             raise program_error(details.err, {2 + i: leg.dex for i, leg in enumerate(plan.legs)}, details.logs)
         wallet = self.wallet_address

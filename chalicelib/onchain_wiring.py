@@ -1,0 +1,40 @@
+"""Wiring for a real cluster: SOLANA_RPC_URL, the pool registry, the wallet, the lander."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.config import Settings
+from chalicelib.landing import ChainLander, LandingConfig
+from chalicelib.market import TokenRegistry
+from chalicelib.market.chainpools import load_registry
+from chalicelib.market.onchain import OnChainMarket
+from chalicelib.rpc import RpcCluster
+from chalicelib.wallet import load_wallet
+
+__all__ = ["ChainParts", "build_chain_parts"]
+
+
+@dataclass(frozen=True)
+class ChainParts:
+    market: OnChainMarket
+    chain: ChainLander
+    tokens: TokenRegistry
+    wallet: str
+
+
+def build_chain_parts(settings: Settings) -> ChainParts:
+    if not settings.solana_rpc_url:
+        raise ValueError("no SOLANA_RPC_URL")
+    if not settings.solana_pools_file:
+        raise ValueError("SOLANA_RPC_URL is set but SOLANA_POOLS_FILE (the pool registry) is not")
+    registry = load_registry(settings.solana_pools_file)
+    cluster = RpcCluster(settings.solana_rpc_url)
+    wallet = load_wallet(settings.wallet_keypair_path, settings.wallet_secret_id)
+    market = OnChainMarket(cluster, registry)
+    config = LandingConfig(
+        priority_fee_microlamports=settings.priority_fee_microlamports,
+        priority_fee_cap_lamports=settings.priority_fee_cap_lamports,
+    )
+    lander = ChainLander(cluster, market, wallet, config)
+    return ChainParts(market, lander, registry.tokens, lander.wallet_address)
