@@ -38,7 +38,8 @@ class SwapChain(Protocol):
     real cluster. `submit` puts nothing on the wire the executor has not written down.
     """
 
-    def build(self, plan: RoutePlan, min_amount_out: int) -> SignedSwap: ...
+    def build(self, plan: RoutePlan, min_amount_out: int, memo: str = "") -> SignedSwap:
+        """`memo` (the order and attempt) makes two equal orders two different transactions."""
 
     def submit(self, signed: SignedSwap) -> ChainSubmission: ...
 
@@ -64,7 +65,7 @@ class SimulatedChain:
         self.sleep = sleep
         self.payer = Keypair.from_seed(hashlib.sha256(f"solana-exec-payer:{seed}".encode()).digest())
 
-    def build(self, plan: RoutePlan, min_amount_out: int) -> SignedSwap:
+    def build(self, plan: RoutePlan, min_amount_out: int, memo: str = "") -> SignedSwap:
         slot = self.clock_ms() // 400  # a slot every 400 ms, like mainnet
         blockhash = Hash.hash(f"slot:{slot}".encode())
         return build_swap_transaction(plan, min_amount_out, self.payer, blockhash)

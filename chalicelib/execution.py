@@ -155,7 +155,7 @@ class OrderExecutor:
         min_out = request.min_amount_out(plan.amount_out)
         min_out_text = plain_decimal(self.registry.to_decimal(token_out, min_out))
         record = self._write(record, Status.BUILDING, {"minAmountOut": min_out_text}, {})
-        signed = self.chain.build(plan, min_out)
+        signed = self.chain.build(plan, min_out, memo=f"{record.order_id}/{round_}/{attempt}")
         if record.details.get("testFailure"):
             raise RetryableExecutionError(
                 "simulated failure: the test harness drops every transaction", reason="test_failure"

@@ -25,6 +25,7 @@ from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0
+from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from chalicelib.chain import ChainSubmission
@@ -39,6 +40,7 @@ from chalicelib.market.transaction import leg_floors
 __all__ = ["ChainLander", "LandingConfig", "ProgramError", "TransactionPending", "program_error"]
 
 _MAX_COMPUTE_UNITS = 1_400_000
+MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")  # SPL Memo v2
 
 # Custom errors worth a name (raydium-cp-swap error.rs; DLMM IDL 0.12 "errors").
 _KNOWN_ERRORS = {
@@ -125,8 +127,12 @@ class ChainLander:
         cap = self.config.priority_fee_cap_lamports * 1_000_000 // max(cu_limit, 1)
         return max(0, min(self.config.priority_fee_microlamports, cap))
 
-    def build(self, plan: RoutePlan, min_amount_out: int) -> SignedSwap:
+    def build(self, plan: RoutePlan, min_amount_out: int, memo: str = "") -> SignedSwap:
         swaps = self.market.swap_instructions(plan, leg_floors(plan, min_amount_out), self.wallet.pubkey())
+        if memo:
+            # Two equal orders would otherwise sign the very same message (one signature,
+            # one execution): the memo names the order and attempt, so each is its own.
+            swaps.append(Instruction(MEMO_PROGRAM, memo.encode(), []))
         dexes = {2 + i: leg.dex for i, leg in enumerate(plan.legs)}
         latest = self.cluster.latest_blockhash()
         blockhash = Hash.from_string(latest.blockhash)

@@ -241,3 +241,20 @@ def test_a_cluster_that_stops_answering_leaves_the_transaction_on_the_order(worl
     assert not outcome.done and outcome.reason == "cluster_unavailable"
     record = rig.store.get(order_id)
     assert record.details["txHash"] and not record.details.get("failedTransactions")
+
+
+def test_two_equal_orders_are_two_transactions_and_both_land(world):
+    rig = Rig(world, ("raydium",))
+    sol_before, _ = _balances(world)
+    sol, pump = rig.registry.tokens.resolve("SOL"), rig.registry.tokens.resolve("PUMP")
+    # GIVEN two orders alike in every field, built on the same state with the same blockhash
+    plan = rig.market.route(sol, pump, 5 * 10**8)
+    floor = plan.amount_out * 9 // 10
+    signed = [rig.lander.build(plan, floor, memo=f"{order}/1/1") for order in ("order-a", "order-b")]
+    # THEN each is its own transaction (the memo names the order)...
+    assert signed[0].signature != signed[1].signature
+    # ...and each swaps, once
+    for swap in signed:
+        rig.lander.confirm(plan, floor, rig.lander.submit(swap))
+    assert set(world.cluster.landed) == {s.signature for s in signed}
+    assert sol_before - _balances(world)[0] == 2 * 5 * 10**8
