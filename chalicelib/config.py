@@ -66,6 +66,7 @@ class Settings:
     solana_pools_file: str | None = None
     wallet_keypair_path: str | None = None
     wallet_secret_id: str | None = None
+    wallet_public_key: str | None = None  # deployed: the secret's public key, for GET /health
     priority_fee_microlamports: int = 10_000
     priority_fee_cap_lamports: int = 100_000
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -106,6 +107,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         solana_pools_file=env.get("SOLANA_POOLS_FILE") or None,
         wallet_keypair_path=env.get("WALLET_KEYPAIR_PATH") or None,
         wallet_secret_id=env.get("WALLET_SECRET_ID") or None,
+        wallet_public_key=env.get("WALLET_PUBLIC_KEY") or None,
         priority_fee_microlamports=int(env.get("PRIORITY_FEE_MICROLAMPORTS") or 10_000),
         priority_fee_cap_lamports=int(env.get("PRIORITY_FEE_CAP_LAMPORTS") or 100_000),
     )

@@ -99,21 +99,34 @@ class ChainLander:
         self,
         cluster: Cluster,
         market: OnChainMarket,
-        wallet: Keypair,
+        wallet: Keypair | Callable[[], Keypair],
         config: LandingConfig | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         sleep: Callable[[float], None] = time.sleep,
+        owner: str | None = None,
     ) -> None:
+        """`wallet` may be a loader, called on the first build only (a secret fetched when
+        the function signs, not by every function that only reads); `owner` is its public key
+        when known without it."""
         self.cluster = cluster
         self.market = market
-        self.wallet = wallet
+        self._wallet = wallet if isinstance(wallet, Keypair) else None
+        self._load_wallet = None if isinstance(wallet, Keypair) else wallet
+        self._owner = owner
         self.config = config or LandingConfig()
         self.clock_ms = clock_ms
         self.sleep = sleep
 
     @property
+    def wallet(self) -> Keypair:
+        if self._wallet is None:
+            assert self._load_wallet is not None
+            self._wallet = self._load_wallet()
+        return self._wallet
+
+    @property
     def wallet_address(self) -> str:
-        return str(self.wallet.pubkey())
+        return self._owner or str(self.wallet.pubkey())
 
     # -- build ---------------------------------------------------------------------------
 

@@ -30,11 +30,20 @@ def build_chain_parts(settings: Settings) -> ChainParts:
         raise ValueError("SOLANA_RPC_URL is set but SOLANA_POOLS_FILE (the pool registry) is not")
     registry = load_registry(settings.solana_pools_file)
     cluster = RpcCluster(settings.solana_rpc_url)
-    wallet = load_wallet(settings.wallet_keypair_path, settings.wallet_secret_id)
     market = OnChainMarket(cluster, registry)
     config = LandingConfig(
         priority_fee_microlamports=settings.priority_fee_microlamports,
         priority_fee_cap_lamports=settings.priority_fee_cap_lamports,
     )
-    lander = ChainLander(cluster, market, wallet, config)
-    return ChainParts(market, lander, registry.tokens, lander.wallet_address)
+    if settings.wallet_keypair_path or not settings.wallet_secret_id:
+        # A local key file: read it now (a missing one fails the start, plainly).
+        wallet = load_wallet(settings.wallet_keypair_path, settings.wallet_secret_id)
+        lander = ChainLander(cluster, market, wallet, config)
+        return ChainParts(market, lander, registry.tokens, lander.wallet_address)
+    # Deployed: the secret is fetched by the first build (the order worker), never by
+    # functions that only read; WALLET_PUBLIC_KEY names the signer for GET /health.
+    secret_id = settings.wallet_secret_id
+    lander = ChainLander(
+        cluster, market, lambda: load_wallet(None, secret_id), config, owner=settings.wallet_public_key
+    )
+    return ChainParts(market, lander, registry.tokens, settings.wallet_public_key or "")
