@@ -61,10 +61,10 @@ package: $(STAMP)
 issue-key: $(STAMP)
 	$(PY) scripts/issue_key.py --name "$(NAME)" $(if $(ADMIN),--admin) $(if $(USAGE_PLAN_ID),--usage-plan-id $(USAGE_PLAN_ID))
 
-## Benchmarks (docs/benchmarks.md): SCENARIO=reference|zero|burst|all
+## Benchmarks (docs/benchmarks.md): SCENARIO=reference|zero|burst|all; BENCH_ARGS=--localnet runs on the local cluster
 SCENARIO ?= reference
 bench: $(STAMP)
-	$(PY) -m bench $(SCENARIO)
+	$(PY) -m bench $(SCENARIO) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

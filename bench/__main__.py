@@ -43,6 +43,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rest-url", help="a running engine's REST URL (default: start our own)")
     parser.add_argument("--ws-url", help="a running engine's WebSocket URL")
     parser.add_argument("--no-png", action="store_true", help="skip the plot")
+    parser.add_argument(
+        "--localnet", action="store_true", help="run on a local Solana cluster (the real programs) of our own"
+    )
     return parser.parse_args(argv)
 
 
@@ -57,6 +60,8 @@ def command_line(scenario: Scenario, args: argparse.Namespace, orders: int) -> s
     parts += ["--out", args.out]
     if args.rest_url:
         parts += ["--rest-url", args.rest_url, "--ws-url", args.ws_url]
+    if args.localnet:
+        parts += ["--localnet"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -65,7 +70,9 @@ def run(scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]:
     concurrency = args.concurrency if args.concurrency or args.rate else scenario.concurrency
     rate = args.rate if args.rate else (None if args.concurrency else scenario.rate)
     out = Path(args.out)
-    with engine_under_test(scenario.env, out / "logs" / scenario.name, args.rest_url, args.ws_url) as engine:
+    with engine_under_test(
+        scenario.env, out / "logs" / scenario.name, args.rest_url, args.ws_url, localnet=args.localnet
+    ) as engine:
         if args.warmup:
             warm = LoadGenerator(engine.rest, engine.ws, ws_connections=1, clients=args.warmup)
             warm.run(args.warmup, concurrency=args.warmup, stall_timeout_s=args.stall_timeout)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support import Runtime, moto_server
+from tests.support import Runtime, cluster_env, local_cluster, moto_server, solana_programs_available
 
 __all__ = ["Engine", "engine_under_test"]
 
@@ -55,9 +55,16 @@ class Engine:
 
 @contextlib.contextmanager
 def engine_under_test(
-    env: dict[str, str], log_dir: Path, rest_url: str | None = None, ws_url: str | None = None
+    env: dict[str, str],
+    log_dir: Path,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    localnet: bool = False,
 ) -> Iterator[Engine]:
-    """Start moto + the runtime with `env` (simulated delays) and AWS call counting, or use the given URLs."""
+    """Start moto + the runtime with `env` (simulated delays) and AWS call counting, or use the given URLs.
+
+    `localnet`: a local Solana cluster of our own too, which the engine trades on (its
+    delays are the cluster's: slots, landing; the simulated ones do not apply)."""
     if rest_url:
         if not ws_url:
             raise SystemExit("--rest-url needs --ws-url too")
@@ -66,6 +73,17 @@ def engine_under_test(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "runtime.log"
     log_path.unlink(missing_ok=True)
+    with contextlib.ExitStack() as stack:
+        if localnet:
+            if not solana_programs_available():
+                raise SystemExit("--localnet: no program binaries (SOLANA_PROGRAMS_DIR or ../shared/solana/programs)")
+            cluster = stack.enter_context(local_cluster(log_dir / "localnet"))
+            env = {**env, **cluster_env(cluster)}
+        yield stack.enter_context(_runtime(env, log_dir, log_path))
+
+
+@contextlib.contextmanager
+def _runtime(env: dict[str, str], log_dir: Path, log_path: Path) -> Iterator[Engine]:
     with moto_server(log_dir) as endpoint:
         # The engine is measured, not one client's usage plan: the load runs as one key, far above its rate.
         unthrottled = {"RATE_LIMIT_RPS": "1000000", "RATE_LIMIT_BURST": "1000000"}
