@@ -91,6 +91,7 @@ class OnChainMarket:
         split_min_gain_ppm: int = 10,
         quote_ttl_ms: int = 10_000,
         clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        reuse_ms: int = 2_000,
     ) -> None:
         self.cluster = cluster
         self.registry = registry
@@ -98,6 +99,10 @@ class OnChainMarket:
         self.split_min_gain_ppm = split_min_gain_ppm
         self.quote_ttl_ms = quote_ttl_ms
         self.clock = clock
+        # The pools each route read, by pair: building the swap right after reuses them
+        # (the program checks the floor against the state it finds, whatever we read).
+        self._recent: dict[tuple[str, str], tuple[int, dict[str, PoolSnapshot]]] = {}
+        self.reuse_ms = reuse_ms
 
     # -- pairs -------------------------------------------------------------------------
 
@@ -271,6 +276,7 @@ class OnChainMarket:
         if amount_in <= 0:
             raise ValueError("amount_in must be positive")
         snaps = self.snapshot(token_in, token_out)
+        self._recent[(token_in.mint, token_out.mint)] = (self.clock(), snaps)
         if not snaps:
             raise VenueUnavailable(f"no pool of {token_in.symbol}/{token_out.symbol} could be read on chain")
         quotes = []
@@ -329,8 +335,10 @@ class OnChainMarket:
         )
 
     def swap_instructions(self, plan: RoutePlan, floors: list[int], owner: Pubkey) -> list[Instruction]:
-        """One swap instruction per leg, from the pools as they are now."""
-        snaps = self.snapshot(plan.token_in, plan.token_out)
+        """One swap instruction per leg, from the pools the route read (re-read when older)."""
+        read_at, snaps = self._recent.get((plan.token_in.mint, plan.token_out.mint), (0, {}))
+        if self.clock() - read_at > self.reuse_ms or any(leg.dex not in snaps for leg in plan.legs):
+            snaps = self.snapshot(plan.token_in, plan.token_out)
         instructions = []
         for leg, floor in zip(plan.legs, floors, strict=True):
             if leg.dex not in snaps:
