@@ -62,6 +62,7 @@ class CallRecorder:
     def __init__(self, tables: dict[str, str], queues: dict[str, str]) -> None:
         self.tables = tables  # physical table name -> logical id
         self.queues = queues  # queue URL -> logical id
+        self.secrets: dict[str, str] = {}  # secret ARN -> logical id
         self.grants: dict[str, set[Grant]] = defaultdict(set)
         self.unmapped: list[str] = []
         self.ignored: set[int] = set()  # ids of the test's own clients
@@ -106,6 +107,12 @@ class CallRecorder:
                 self.unmapped.append(f"sqs:{operation} {params.get('QueueUrl') or params.get('QueueName')}")
                 return []
             return [(f"sqs:{_SQS_ACTIONS.get(operation, operation)}", logical)]
+        if service == "secretsmanager":
+            logical = self.secrets.get(params.get("SecretId", ""))
+            if logical is None:
+                self.unmapped.append(f"secretsmanager:{operation} {params.get('SecretId')}")
+                return []
+            return [(f"secretsmanager:{operation}", logical)]
         if service == "apigatewaymanagementapi":
             return [("execute-api:ManageConnections", f"WebsocketAPI/{_WS_METHODS[operation]}")]
         self.unmapped.append(f"{service}:{operation}")
@@ -365,6 +372,41 @@ def _drive(client: Any, recorder: CallRecorder, sqs: Any, urls: dict, arns: dict
     with recorder.as_function("api_handler"):
         client.http.delete("/api/dlq/clear/failed")
         client.http.delete("/api/dlq/clear")
+    _wallet_secret(recorder)
+
+
+def _wallet_secret(recorder: CallRecorder) -> None:
+    """On a Solana cluster the order worker reads its signing key from the wallet secret, on
+    its first build (chalicelib/onchain_wiring.py); no other function reads it."""
+    import dataclasses
+    import tempfile
+
+    from solders.keypair import Keypair
+
+    from chalicelib.config import load_settings
+    from chalicelib.onchain_wiring import build_chain_parts
+
+    secrets = boto3.session.Session(region_name="us-east-1").client("secretsmanager")
+    recorder.ignored.add(id(secrets))
+    keypair = Keypair()
+    arn = secrets.create_secret(Name="iam-wallet", SecretString=json.dumps(list(bytes(keypair))))["ARN"]
+    recorder.secrets[arn] = "WalletSecret"
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as registry:
+        json.dump(
+            {"tokens": [{"symbol": "SOL", "mint": "So11111111111111111111111111111111111111112", "decimals": 9}]},
+            registry,
+        )
+        registry.flush()
+        settings = dataclasses.replace(
+            load_settings(),
+            solana_rpc_url="http://127.0.0.1:9",  # never called: building the parts reaches no cluster
+            solana_pools_file=registry.name,
+            wallet_secret_id=arn,
+            wallet_public_key=str(keypair.pubkey()),
+        )
+        with recorder.as_function("order_worker"):
+            parts = build_chain_parts(settings)
+            assert parts.chain.wallet.pubkey() == keypair.pubkey()
 
 
 def _dead_letter_with_subscriber(client: Any, sqs: Any, dlq_url: str, connection_id: str) -> str:

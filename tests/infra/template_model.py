@@ -31,6 +31,8 @@ def _as_list(value: Any) -> list[Any]:
 
 def resource_key(resource: Any) -> str:
     """A policy Resource as the key aws_calls records: `OrdersTable`, `OrdersTable/index`, `WebsocketAPI/POST`."""
+    if isinstance(resource, dict) and set(resource) == {"Ref"}:  # a secret's Ref is its ARN
+        return str(resource["Ref"])
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         name, attribute = resource["Fn::GetAtt"]
         assert attribute == "Arn", resource

@@ -105,7 +105,12 @@ DOCUMENTED: dict[str, Any] = {
                         "mint": USDC,
                         "owner": WALLET,
                         "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
-                        "uiTokenAmount": {"amount": "250000", "decimals": 6, "uiAmount": 0.25, "uiAmountString": "0.25"},
+                        "uiTokenAmount": {
+                            "amount": "250000",
+                            "decimals": 6,
+                            "uiAmount": 0.25,
+                            "uiAmountString": "0.25",
+                        },
                     }
                 ],
                 "rewards": [],
@@ -139,7 +144,7 @@ class Server:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(request)
                 answer = {"jsonrpc": "2.0", "id": request["id"], **outer.answers[request["method"]]}
