@@ -53,7 +53,9 @@ def _balance(cluster: Any, owner: str, mint: str) -> int:
 
 
 def test_killed_mid_flight_then_restarted_lands_each_order_once_on_chain(emulator, cluster, tmp_path):
-    env = {**cluster_env(cluster), "ATTEMPT_LEASE_S": "3", "RETRY_DELAYS_S": "1,1,1"}
+    # A lease longer than a confirmation (~1-3 s here): a redelivery never races a live attempt
+    # (moto's conditional writes are not atomic across its threads; DynamoDB's are).
+    env = {**cluster_env(cluster), "ATTEMPT_LEASE_S": "8", "RETRY_DELAYS_S": "1,1,1"}
     first = Runtime(emulator, tmp_path / "first.log", env).start()
     _shorten_visibility(emulator, 4)
     time.sleep(2.5)  # let the pollers' current long polls run out (see test_crash.py)
