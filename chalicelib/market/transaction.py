@@ -5,6 +5,10 @@ One swap instruction per leg, to the venue's real program, with Anchor instructi
 are derived as program addresses from the mints, so the same plan always names the same
 accounts. The floor is shared across legs in proportion to each leg's quoted output;
 the last leg takes the rounding, so the legs' floors add up to `min_amount_out`.
+
+Only the modelled market (SimulatedChain) signs these: no cluster executes them, and
+their DLMM leg names a pair derived from the mints, which no real pair is. On a cluster
+the swap comes from the pool accounts (`onchain.py`, `chalicelib/landing.py`).
 """
 
 from __future__ import annotations
