@@ -130,3 +130,6 @@ class Cluster(Protocol):
     def transaction(self, signature: str, commitment: Commitment = "confirmed") -> TransactionDetails | None: ...
 
     def accounts(self, addresses: list[str], commitment: Commitment = "confirmed") -> list[Account | None]: ...
+
+    def recent_prioritization_fees(self, addresses: list[str]) -> list[int]:
+        """Micro-lamports per compute unit paid to write these accounts, one per recent slot."""

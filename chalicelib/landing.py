@@ -52,7 +52,8 @@ _KNOWN_ERRORS = {
 
 @dataclass(frozen=True)
 class LandingConfig:
-    priority_fee_microlamports: int = 10_000  # per compute unit
+    priority_fee_microlamports: int = 10_000  # per compute unit: the floor, and what an idle cluster gets
+    priority_fee_percentile: int = 75  # of the recent fees paid to write the legs' pools
     priority_fee_cap_lamports: int = 100_000  # the most one transaction pays on top of its base fee
     compute_unit_margin_pct: int = 15
     compute_unit_margin_min: int = 5_000
@@ -137,10 +138,24 @@ class ChainLander:
         message = MessageV0.try_compile(self.wallet.pubkey(), instructions, [], blockhash)
         return VersionedTransaction(message, [self.wallet])
 
-    def priority_price(self, cu_limit: int) -> int:
-        """Micro-lamports per compute unit: the configured price, lowered to respect the cap."""
+    def market_price(self, pools: list[str]) -> int:
+        """The configured price, or the recent fees' percentile for these pools when higher."""
+        floor = self.config.priority_fee_microlamports
+        try:
+            fees = sorted(self.cluster.recent_prioritization_fees(pools))
+        except ClusterError as exc:
+            logger.warning("prioritization fees unavailable", extra={"error": str(exc)})
+            return floor
+        if not fees:
+            return floor
+        index = min(len(fees) - 1, len(fees) * self.config.priority_fee_percentile // 100)
+        return max(floor, fees[index])
+
+    def priority_price(self, cu_limit: int, price: int | None = None) -> int:
+        """Micro-lamports per compute unit, lowered so the priority fee stays within the cap."""
         cap = self.config.priority_fee_cap_lamports * 1_000_000 // max(cu_limit, 1)
-        return max(0, min(self.config.priority_fee_microlamports, cap))
+        wanted = self.config.priority_fee_microlamports if price is None else price
+        return max(0, min(wanted, cap))
 
     def build(self, plan: RoutePlan, min_amount_out: int, memo: str = "") -> SignedSwap:
         swaps = self.market.swap_instructions(plan, leg_floors(plan, min_amount_out), self.wallet.pubkey())
@@ -151,14 +166,15 @@ class ChainLander:
         dexes = {2 + i: leg.dex for i, leg in enumerate(plan.legs)}
         latest = self._blockhash()
         blockhash = Hash.from_string(latest.blockhash)
-        trial = self._compile(swaps, _MAX_COMPUTE_UNITS, self.priority_price(_MAX_COMPUTE_UNITS), blockhash)
+        price = self.market_price(self.market.pool_addresses(plan))
+        trial = self._compile(swaps, _MAX_COMPUTE_UNITS, self.priority_price(_MAX_COMPUTE_UNITS, price), blockhash)
         sim = self.cluster.simulate_transaction(bytes(trial))
         if sim.err is not None:
             raise program_error(sim.err, dexes, sim.logs)
         used = sim.units_consumed or _MAX_COMPUTE_UNITS
         margin = max(used * self.config.compute_unit_margin_pct // 100, self.config.compute_unit_margin_min)
         cu_limit = min(_MAX_COMPUTE_UNITS, used + margin)
-        tx = self._compile(swaps, cu_limit, self.priority_price(cu_limit), blockhash)
+        tx = self._compile(swaps, cu_limit, self.priority_price(cu_limit, price), blockhash)
         return SignedSwap(
             signature=str(tx.signatures[0]),
             raw=bytes(tx),

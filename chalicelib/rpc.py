@@ -133,6 +133,13 @@ class RpcCluster:
             result += [_parse_account(v) for v in value]
         return result
 
+    def recent_prioritization_fees(self, addresses: list[str]) -> list[int]:
+        return _fees(self.call("getRecentPrioritizationFees", [addresses[:128]]))
+
+
+def _fees(value: list[dict[str, Any]] | None) -> list[int]:
+    return [int(item["prioritizationFee"]) for item in value or []]
+
 
 def _parse_account(value: dict[str, Any] | None) -> Account | None:
     if value is None:

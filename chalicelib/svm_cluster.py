@@ -67,6 +67,7 @@ class SvmCluster:
     slots_per_poll: int = 0
     drop_next_sends: int = 0
     height: int = 1
+    prioritization_fees: list[int] = field(default_factory=list)  # what recent_prioritization_fees reports
     sends: list[str] = field(default_factory=list)  # every signature sent, in order, rebroadcasts too
     landed: dict[str, _Landed] = field(default_factory=dict)
     _issued_at: int = 1
@@ -173,3 +174,6 @@ class SvmCluster:
             else:
                 result.append(Account(str(account.owner), account.lamports, bytes(account.data), account.executable))
         return result
+
+    def recent_prioritization_fees(self, addresses: list[str]) -> list[int]:
+        return list(self.prioritization_fees)

@@ -346,6 +346,11 @@ class OnChainMarket:
             instructions.append(snaps[leg.dex].instruction_fn(owner, plan.token_in.mint, leg.amount_in, floor))
         return instructions
 
+    def pool_addresses(self, plan: RoutePlan) -> list[str]:
+        """The pools the plan's legs write (what prioritization fees are asked for)."""
+        dexes = {leg.dex for leg in plan.legs}
+        return [p.address for p in self.registry.pools_for(plan.token_in.mint, plan.token_out.mint) if p.dex in dexes]
+
     def program_of(self, dex: str) -> str:
         return self.registry.programs[dex]
 

@@ -258,3 +258,24 @@ def test_two_equal_orders_are_two_transactions_and_both_land(world):
         rig.lander.confirm(plan, floor, rig.lander.submit(swap))
     assert set(world.cluster.landed) == {s.signature for s in signed}
     assert sol_before - _balances(world)[0] == 2 * 5 * 10**8
+
+
+def test_the_priority_fee_follows_what_writing_the_pools_costs_lately_within_the_cap(world):
+    rig = Rig(world)
+    plan = rig.market.route(rig.registry.tokens.resolve("SOL"), rig.registry.tokens.resolve("PUMP"), 10**9)
+
+    def unit_price(lander: ChainLander) -> int:
+        from solders.transaction import VersionedTransaction
+
+        tx = VersionedTransaction.from_bytes(lander.build(plan, 0).raw)
+        return int.from_bytes(bytes(tx.message.instructions[1].data)[1:9], "little")
+
+    # An idle cluster: the configured price
+    assert unit_price(rig.lander) == FAST.priority_fee_microlamports
+    # A busy one: the 75th percentile of the recent fees on the legs' pools
+    world.cluster.prioritization_fees = [0, 5_000, 40_000, 50_000, 60_000, 900_000]
+    assert unit_price(rig.lander) == 60_000
+    # ...but never more than the cap allows in lamports for the transaction
+    capped = ChainLander(world.cluster, rig.market, world.wallet, LandingConfig(priority_fee_cap_lamports=1_000))
+    tx_price = unit_price(capped)
+    assert 0 < tx_price < 60_000

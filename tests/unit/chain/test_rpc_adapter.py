@@ -63,6 +63,13 @@ DOCUMENTED: dict[str, Any] = {
         }
     },
     "sendTransaction": {"result": SIG},
+    "getRecentPrioritizationFees": {
+        "result": [
+            {"slot": 348125, "prioritizationFee": 0},
+            {"slot": 348126, "prioritizationFee": 1000},
+            {"slot": 348127, "prioritizationFee": 500},
+        ]
+    },
     "getMultipleAccounts": {
         "result": {
             "context": {"slot": 1},
@@ -240,3 +247,12 @@ def test_a_json_rpc_error_and_an_unreachable_cluster_are_cluster_errors(server):
         RpcCluster("http://127.0.0.1:9", timeout_s=1).block_height()
     with pytest.raises(ValueError):
         RpcCluster("ftp://example")
+
+
+def test_recent_prioritization_fees_per_slot(server):
+    assert RpcCluster(server.url).recent_prioritization_fees(["CxELquR1gPP8wHe33gZ4QxqGB3sZ9RSwsJ2KshVewkFY"]) == [
+        0,
+        1000,
+        500,
+    ]
+    assert server.last()["params"] == [["CxELquR1gPP8wHe33gZ4QxqGB3sZ9RSwsJ2KshVewkFY"]]
