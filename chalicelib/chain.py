@@ -45,6 +45,9 @@ class SwapChain(Protocol):
 
     def confirm(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill: ...
 
+    def settle(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill:
+        """What became of a submission, at one look: its fill, or an error saying why not (yet)."""
+
 
 class SimulatedChain:
     def __init__(
@@ -96,3 +99,6 @@ class SimulatedChain:
         if draw < self.drop_ppm + self.expire_ppm:
             raise RetryableExecutionError("the transaction's blockhash expired", reason="blockhash_expired")
         return self.market.execute(plan, min_amount_out, now_ms=submission.confirm_at_ms)
+
+    def settle(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill:
+        return self.confirm(plan, min_amount_out, submission)  # a pure function of the submission

@@ -182,9 +182,14 @@ class OrderExecutor:
         )
         self._confirm(record, plan, submission)
 
-    def _confirm(self, record: OrderRecord, plan: RoutePlan, submission: ChainSubmission) -> None:
+    def _confirm(
+        self, record: OrderRecord, plan: RoutePlan, submission: ChainSubmission, *, look_once: bool = False
+    ) -> None:
         min_out = int(record.details["minAmountOutBase"])
-        fill = self.chain.confirm(plan, min_out, submission)
+        if look_once:  # the DLQ's reconcile, inside an API call: one look, no waiting for the chain
+            fill = self.chain.settle(plan, min_out, submission)
+        else:
+            fill = self.chain.confirm(plan, min_out, submission)
         token_out = plan.token_out
         amount_out = plain_decimal(self.registry.to_decimal(token_out, fill.amount_out))
         executed_price = plain_decimal(fill.executed_price)
@@ -326,9 +331,18 @@ class OrderExecutor:
             return True
         if record.status is Status.SUBMITTED and record.details.get("txHash"):
             try:
-                self._confirm(record, _plan_from(record, self.registry), _submission_from(record))
+                self._confirm(record, _plan_from(record, self.registry), _submission_from(record), look_once=True)
                 return True
-            except (MarketError, ExecutionError, StaleWrite) as exc:
+            except ExecutionError as exc:
+                if getattr(exc, "transaction_alive", False):
+                    # It may still land: no verdict yet; the next reconcile looks again.
+                    logger.info("dead-lettered transaction still pending", extra={"orderId": order_id})
+                    return False
+                logger.warning(
+                    "dead-lettered transaction did not confirm", extra={"orderId": order_id, "error": str(exc)}
+                )
+                record = self.store.get(order_id) or record
+            except (MarketError, StaleWrite) as exc:
                 logger.warning(
                     "dead-lettered transaction did not confirm", extra={"orderId": order_id, "error": str(exc)}
                 )

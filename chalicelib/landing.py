@@ -232,6 +232,26 @@ class ChainLander:
         except ClusterError as exc:
             raise TransactionPending(f"{submission.signature}: the cluster did not answer ({exc})") from exc
 
+    def settle(self, plan: RoutePlan, min_amount_out: int, submission: ChainSubmission) -> Fill:
+        """One look, with history: the fill if it landed; a program error if it failed; if it
+        is unknown, `blockhash_expired` once it can land no more, else TransactionPending."""
+        dexes = {2 + i: leg.dex for i, leg in enumerate(plan.legs)}
+        try:
+            status = self.cluster.signature_statuses([submission.signature], search_history=True)[0]
+            if status is not None and status.err is not None:
+                raise program_error(status.err, dexes)
+            if status is not None:
+                return self._fill(plan, submission.signature)
+            last_valid = submission.last_valid_block_height
+            if last_valid is not None and self.cluster.block_height() > last_valid:
+                raise RetryableExecutionError(
+                    f"blockhash expired at block height {last_valid} before {submission.signature} landed",
+                    reason="blockhash_expired",
+                )
+        except ClusterError as exc:
+            raise TransactionPending(f"{submission.signature}: the cluster did not answer ({exc})") from exc
+        raise TransactionPending(f"{submission.signature} has not landed yet; its blockhash is still valid")
+
     def _land(self, plan: RoutePlan, submission: ChainSubmission) -> Fill:
         dexes = {2 + i: leg.dex for i, leg in enumerate(plan.legs)}
         signature = submission.signature

@@ -7,6 +7,7 @@ the fill read from the wallet's token balance changes.
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 
 import pytest
@@ -279,3 +280,28 @@ def test_the_priority_fee_follows_what_writing_the_pools_costs_lately_within_the
     capped = ChainLander(world.cluster, rig.market, world.wallet, LandingConfig(priority_fee_cap_lamports=1_000))
     tx_price = unit_price(capped)
     assert 0 < tx_price < 60_000
+
+
+def test_the_dlq_gives_a_pending_transaction_no_verdict_and_confirms_a_landed_one_at_one_look(world):
+    rig = Rig(world)
+
+    def crash(plan, min_out, submission):
+        raise Crash
+
+    real_confirm = rig.lander.confirm
+    rig.executor.chain.confirm = crash  # type: ignore[method-assign]
+    order_id = rig.submit("SOL", "PUMP", "0.5")
+    with pytest.raises(Crash):
+        rig.run(order_id)
+    rig.executor.chain.confirm = real_confirm  # type: ignore[method-assign]
+    # WHEN its message reaches the DLQ while the transaction was never sent (its blockhash lives on)
+    heights = world.cluster.height
+    assert rig.executor.finish_dead_letter(order_id) is False
+    # THEN the order is left as it is: no failure, no waiting on the chain
+    assert rig.store.get(order_id).status is Status.SUBMITTED and world.cluster.height == heights
+    # AND once the transaction landed, one look confirms it
+    details = rig.store.get(order_id).details
+    world.cluster.send_transaction(base64.b64decode(details["rawTransaction"]))
+    assert rig.executor.finish_dead_letter(order_id) is True
+    assert rig.confirmed_event(order_id)["txHash"] == details["txHash"]
+    assert list(world.cluster.landed) == [details["txHash"]]
