@@ -1,4 +1,8 @@
-"""python -m bench reference|zero|burst|all [--orders N] [--concurrency C | --rate R] [--out bench/out]"""
+"""python -m bench reference|zero|burst|all [--orders N] [--concurrency C | --rate R] [--out bench/out]
+
+Also: python -m bench seed rate|burst ... (one WebSocket per order, open loop: bench/seed.py),
+python -m bench depth (the emulator's calls at queue depth 10 and 1000: bench/depth.py).
+"""
 
 from __future__ import annotations
 
@@ -187,7 +191,16 @@ def estimated_invocations(summary: dict[str, Any]) -> dict[str, dict[str, float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["seed"]:  # one WebSocket per order, open loop (bench/seed.py)
+        from bench import seed
+
+        return seed.main(argv[1:])
+    if argv[:1] == ["depth"]:  # the emulator's calls at a given queue depth (bench/depth.py)
+        from bench import depth
+
+        return depth.main(argv[1:])
+    args = parse_args(argv)
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     ok = True
     for name in names:

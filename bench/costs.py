@@ -36,7 +36,11 @@ _WHY: dict[tuple[str, str, str, str], str] = {
     ("api", "sqs", "SendMessage", "orders"): "POST /order queues the order for the worker after storing it",
     ("websocket", "dynamodb", "UpdateItem", "orders"): (
         "subscribe adds the connection to the order item and returns its history (ALL_NEW), race-free "
-        "(no $disconnect clean-up: a gone subscriber is dropped by the first push that gets 410)"
+        "(no $disconnect clean-up: a gone subscriber is dropped by the first push that gets 410); then hands "
+        "it over to live pushes, conditional on the seq it sent (decision 011)"
+    ),
+    ("websocket", "dynamodb", "GetItem", "orders"): (
+        "a status was written while subscribe sent the history: read it to send the rest (decision 011)"
     ),
     ("websocket", "apigatewaymanagementapi", "PostToConnection", ""): (
         "subscribe replays the statuses the order already has (at least `pending`)"
@@ -65,14 +69,26 @@ _WHY: dict[tuple[str, str, str, str], str] = {
     ("lambda:ws_replay", "sqs", "DeleteMessageBatch", "replay"): (
         "the event source mapping deletes a finished replay message (?orderId= connections only)"
     ),
-    ("lambda:ws_replay", "dynamodb", "GetItem", "orders"): "replay reads the order's history (?orderId= only)",
-    ("lambda:ws_replay", "dynamodb", "UpdateItem", "orders"): "replay marks the subscriber live (?orderId= only)",
+    ("lambda:ws_replay", "dynamodb", "GetItem", "orders"): (
+        "a status was written while the replay sent the history: read it to send the rest (decision 011)"
+    ),
+    ("lambda:ws_replay", "dynamodb", "UpdateItem", "orders"): (
+        "replay claims the connection (returns the history), then hands it over to live pushes conditional "
+        "on the seq it sent, or removes it once a terminal order's stream is closed (?orderId= only)"
+    ),
+    ("lambda:ws_replay", "apigatewaymanagementapi", "DeleteConnection", ""): (
+        "the replay closes a ?orderId= connection whose order was terminal, after its last status (contract)"
+    ),
     ("lambda:ws_replay", "apigatewaymanagementapi", "PostToConnection", ""): "replay sends the history (?orderId=)",
     ("websocket", "sqs", "SendMessage", "replay"): "$connect with ?orderId= queues the replay (not postable yet)",
     ("esm:ws_replay", "sqs", "ReceiveMessage", "replay"): (
         "event source mapping long-polls the replay queue; time-driven (one per poll wait), not per order"
     ),
     ("schedule:sweeper", "dynamodb", "Query", "orders"): "once a minute: find stranded `pending` orders (GSI query)",
+    ("schedule:sweeper", "sqs", "GetQueueAttributes", "orders"): (
+        "once a minute: is the order queue backed up (then a `pending` order is most likely waiting in it)"
+    ),
+    ("schedule:sweeper", "sqs", "SendMessage", "orders"): "once a minute: re-queue a stranded `pending` order",
     ("schedule:sweeper", "sqs", "ReceiveMessage", "dlq"): "once a minute: reconcile dead letters without a record",
     ("schedule:sweeper", "sqs", "ReceiveMessage", "orders-dlq"): (
         "once a minute: reconcile dead letters without a record"

@@ -206,12 +206,22 @@ class DynamoOrderStore:
         owner = None if client is None else OrderModel.client == client
         return self._subscriber_update(order_id, [OrderModel.subscribers[connection_id].set(mode.value)], owner)
 
-    def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
-        return self._subscriber_update(
-            order_id,
-            [OrderModel.subscribers[connection_id].set(mode.value)],
-            OrderModel.subscribers[connection_id].exists(),
-        )
+    def set_subscriber_mode(
+        self,
+        order_id: str,
+        connection_id: str,
+        mode: SubscriberMode,
+        *,
+        expect: tuple[SubscriberMode, ...] = (),
+        at_seq: int | None = None,
+    ) -> OrderRecord | None:
+        subscriber = OrderModel.subscribers[connection_id]
+        condition = subscriber.exists()
+        if expect:
+            condition = condition & subscriber.is_in(*(m.value for m in expect))
+        if at_seq is not None:
+            condition = condition & (OrderModel.seq == at_seq)
+        return self._subscriber_update(order_id, [subscriber.set(mode.value)], condition)
 
     def remove_subscriber(self, order_id: str, connection_id: str) -> None:
         self._subscriber_update(order_id, [OrderModel.subscribers[connection_id].remove()], None)

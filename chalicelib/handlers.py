@@ -365,10 +365,11 @@ def process_replays(event: Any) -> dict[str, Any]:
 
     def handle(record: SQSRecord) -> None:
         body = json.loads(record.body)
+        receive_count = int(record.attributes.approximate_receive_count or 1)
         try:
-            eng.subscriptions.replay(body["orderId"], body["connectionId"])
+            eng.subscriptions.replay(body["orderId"], body["connectionId"], redelivered=receive_count > 1)
         except ConnectionNotReady:
-            if int(record.attributes.approximate_receive_count or 1) >= 3:
+            if receive_count >= 3:
                 eng.subscriptions.give_up_replay(body["orderId"], body["connectionId"])
                 return
             eng.replay_queue.change_visibility(record.receipt_handle, 1)

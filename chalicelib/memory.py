@@ -81,8 +81,25 @@ class MemoryOrderStore:
                 return None
         return self._subscribers(order_id, connection_id, mode, must_exist=False)
 
-    def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
-        return self._subscribers(order_id, connection_id, mode, must_exist=True)
+    def set_subscriber_mode(
+        self,
+        order_id: str,
+        connection_id: str,
+        mode: SubscriberMode,
+        *,
+        expect: tuple[SubscriberMode, ...] = (),
+        at_seq: int | None = None,
+    ) -> OrderRecord | None:
+        with self._lock:
+            current = self._items.get(order_id)
+            if current is None or connection_id not in current.subscribers:
+                return None
+            if expect and current.subscribers[connection_id] not in expect:
+                return None
+            if at_seq is not None and current.seq != at_seq:
+                return None
+            self._items[order_id] = replace(current, subscribers={**current.subscribers, connection_id: mode})
+            return self._copy(self._items[order_id])
 
     def remove_subscriber(self, order_id: str, connection_id: str) -> None:
         self._subscribers(order_id, connection_id, None, must_exist=False)

@@ -62,14 +62,27 @@ class SubscriberMode(enum.StrEnum):
     """How a WebSocket connection follows an order.
 
     PENDING: connected with ?orderId=, history replay not yet delivered (no live pushes:
-    on AWS nothing can be posted while $connect runs). OPEN: connected with ?orderId= and
-    replayed; closed after the terminal status. SUBSCRIBED: followed through the
-    `subscribe` action; never closed by the server.
+    on AWS nothing can be posted while $connect runs). REPLAYING: its replay is being
+    sent. OPEN: connected with ?orderId= and replayed; closed after the terminal status.
+    JOINING: the `subscribe` action is sending the history. SUBSCRIBED: followed through
+    the `subscribe` action; never closed by the server.
+
+    Only OPEN and SUBSCRIBED get live pushes. The other modes belong to whoever sends
+    the history: it hands the connection over to live pushes with a write conditioned on
+    the seq it has sent, so a connection never gets a live push before (or between) its
+    replayed statuses (docs/decisions/011).
     """
 
     PENDING = "pending"
+    REPLAYING = "replaying"
     OPEN = "open"
+    JOINING = "joining"
     SUBSCRIBED = "subscribed"
+
+    @property
+    def live(self) -> bool:
+        """The worker pushes statuses to this connection itself."""
+        return self in (SubscriberMode.OPEN, SubscriberMode.SUBSCRIBED)
 
 
 def plain_decimal(number: Decimal) -> str:

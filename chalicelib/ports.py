@@ -48,8 +48,21 @@ class OrderStore(Protocol):
         With `client`, only if the order is that client's (one conditional write: no read first).
         """
 
-    def set_subscriber_mode(self, order_id: str, connection_id: str, mode: SubscriberMode) -> OrderRecord | None:
-        """Change a registered connection's mode; None if it is no longer registered."""
+    def set_subscriber_mode(
+        self,
+        order_id: str,
+        connection_id: str,
+        mode: SubscriberMode,
+        *,
+        expect: tuple[SubscriberMode, ...] = (),
+        at_seq: int | None = None,
+    ) -> OrderRecord | None:
+        """Change a registered connection's mode; returns the order, or None when the condition fails.
+
+        The condition: the connection is registered, in one of the `expect` modes (any, if
+        empty), and the order's `seq` is still `at_seq` (when given). One conditional write:
+        it is how a replay hands a connection over to live pushes with no status in between.
+        """
 
     def remove_subscriber(self, order_id: str, connection_id: str) -> None: ...
 

@@ -19,14 +19,16 @@ class StatusPublisher:
     def publish(self, record: OrderRecord, event: dict[str, Any]) -> None:
         """Push `event` to every live subscriber of `record` (the item as written).
 
-        PENDING subscribers are skipped: their replay (which reads after it marks them
-        OPEN) delivers this event, and posting during their $connect would 410 and
-        wrongly drop them. A push never fails the order: delivery is best effort, the
-        history in the order is the record.
+        Only OPEN and SUBSCRIBED connections are pushed to. The others are still being sent
+        their history by a replay, which hands them over to live pushes once it has sent
+        up to the order's current seq (this event included): pushing here as well would
+        interleave with it, and posting during a $connect would 410 and wrongly drop the
+        connection. A push never fails the order: delivery is best effort, the history in
+        the order is the record.
         """
         terminal = Status(event["status"]) in TERMINAL
         for connection_id, mode in record.subscribers.items():
-            if mode is SubscriberMode.PENDING:
+            if not mode.live:
                 continue
             try:
                 delivered = self.notifier.post(connection_id, event)
@@ -38,9 +40,18 @@ class StatusPublisher:
             except Exception:  # noqa: BLE001 - a push must never fail the order
                 logger.exception("push failed", extra={"orderId": record.order_id, "connectionId": connection_id})
 
-    def replay(self, record: OrderRecord, connection_id: str, after_seq: int = 0) -> bool:
-        """Send the stored history after `after_seq`; False if the connection is gone."""
+    def send_history(self, record: OrderRecord, connection_id: str, after_seq: int = 0) -> int:
+        """Post the stored statuses after `after_seq`, in order; the last seq delivered.
+
+        It stops at the first post that fails (the connection is gone, or not open yet),
+        so what was delivered is always a gapless run after `after_seq`.
+        """
+        sent = after_seq
         for event in record.history:
-            if int(event["seq"]) > after_seq and not self.notifier.post(connection_id, event):
-                return False
-        return True
+            seq = int(event["seq"])
+            if seq <= sent:
+                continue
+            if not self.notifier.post(connection_id, event):
+                break
+            sent = seq
+        return sent

@@ -87,16 +87,23 @@ class OrderService:
             raise IdempotencyConflict("that Idempotency-Key was already used with a different body")
         if existing.status is Status.PENDING:
             self.queue.send({"orderId": order_id, "round": existing.round})
-        return Submission(existing, created=False)
+        # Without a key the id is new (uuid4): the item can only be this very put, retried by
+        # the SDK after a timeout whose first try had landed. It was created by this request.
+        return Submission(existing, created=idempotency_key is None)
 
-    def requeue_stranded(self, older_than_s: float, window_s: float = 3600) -> list[str]:
+    def requeue_stranded(self, older_than_s: float, window_s: float = 3600, backlog_factor: int = 10) -> list[str]:
         """Queue again every order still `pending` well after it was accepted.
 
         The POST stores the order, then queues it; a process that dies in between leaves
-        an order no worker will see. A worker ignores a duplicate, so re-sending is safe.
+        an order no worker will see. A worker ignores a duplicate, so re-sending is safe,
+        but not free: while messages wait in the queue, a `pending` order is most likely
+        one of them, and re-queueing every order of a backlog older than `older_than_s`
+        would double the backlog (each duplicate is received, read and deleted). So while
+        the queue is not empty, only orders pending `backlog_factor` times longer are sent.
         """
         now = time.time()
-        cutoff = _iso(now - older_than_s)
+        waiting, _ = self.queue.counts()
+        cutoff = _iso(now - older_than_s * (backlog_factor if waiting else 1))
         since = _iso(now - window_s)
         stranded = self.store.pending_between(since, cutoff)
         for record in stranded:
@@ -184,50 +191,86 @@ class SubscriptionService:
             raise OrderNotFound(f"no order {order_id[:64]!r}")
         self.replay_queue.send({"orderId": order_id, "connectionId": connection_id})
 
-    def replay(self, order_id: str, connection_id: str) -> None:
-        """Deliver the history to a ?orderId= connection, then switch it to live pushes.
+    def replay(self, order_id: str, connection_id: str, *, redelivered: bool = False) -> None:
+        """Deliver the history to a ?orderId= connection, then hand it over to live pushes.
 
-        Marking it OPEN is a write on the item that returns it: any status written before
-        that write is in the returned history and sent here; any written after it sees
-        the OPEN subscriber and is pushed (and closes the connection if terminal).
+        Claiming the connection (PENDING -> REPLAYING) is one conditional write that returns
+        the item: a duplicate replay message finds it claimed and does nothing. A
+        redelivered message (its first receiver may have died mid-replay) may take over a
+        REPLAYING connection. While the replay runs the worker does not push to the
+        connection; the hand-over (`_hand_over`) makes it OPEN only once everything up to
+        the order's current seq has been sent, and the close after a terminal status is
+        sent here, after the last replayed status.
         """
-        record = self.store.get(order_id)
-        if record is None or connection_id not in record.subscribers:
-            return
-        if record.subscribers[connection_id] is not SubscriberMode.PENDING:
-            return  # a duplicate replay message: already done
-        self._replay_with_patience(record, connection_id)
-        marked = self.store.set_subscriber_mode(order_id, connection_id, SubscriberMode.OPEN)
-        if marked is None:
-            return  # disconnected meanwhile
-        if not self.publisher.replay(marked, connection_id, after_seq=record.seq):
-            self._drop(order_id, connection_id)
-            return
-        if marked.terminal:
-            self.notifier.close(connection_id)
+        expect = (SubscriberMode.PENDING, SubscriberMode.REPLAYING) if redelivered else (SubscriberMode.PENDING,)
+        record = (
+            self.store.set_subscriber_mode(order_id, connection_id, SubscriberMode.REPLAYING, expect=expect)
+            if _plausible_id(order_id)
+            else None
+        )
+        if record is None:
+            return  # unknown order, disconnected, or a duplicate message: already done
+        sent = self._send_with_patience(record, connection_id)
+        self._hand_over(record, connection_id, SubscriberMode.REPLAYING, SubscriberMode.OPEN, sent)
 
-    def _replay_with_patience(self, record: OrderRecord, connection_id: str) -> None:
+    def _send_with_patience(self, record: OrderRecord, connection_id: str) -> int:
         # On AWS the connection becomes postable a moment after $connect returns.
         for delay in (0.0, *self.replay_retry_delays_s):
             if delay:
                 self.sleep(delay)
-            if self.publisher.replay(record, connection_id):
-                return
+            sent = self.publisher.send_history(record, connection_id)
+            if sent:
+                return sent
+        # Nothing was delivered: give the connection back to the next delivery of the message.
+        self.store.set_subscriber_mode(
+            record.order_id, connection_id, SubscriberMode.PENDING, expect=(SubscriberMode.REPLAYING,)
+        )
         raise ConnectionNotReady(connection_id)
+
+    def _hand_over(
+        self, record: OrderRecord, connection_id: str, sending: SubscriberMode, live: SubscriberMode, sent: int
+    ) -> None:
+        """Switch a connection that has been sent the history up to `sent` to live pushes.
+
+        The switch is conditioned on the order's seq still being `sent`: a status written
+        meanwhile (not pushed: the connection was not live) fails it, and the statuses past
+        `sent` are posted here before trying again. Once it lands, the worker pushes every
+        later status, after everything this replay posted. A ?orderId= connection whose
+        order is terminal is closed here instead, after its last status.
+        """
+        while True:
+            if sent < record.seq:  # a post failed: the connection went away
+                self._drop(record.order_id, connection_id)
+                return
+            if live is SubscriberMode.OPEN and record.terminal:
+                self.notifier.close(connection_id)
+                self._drop(record.order_id, connection_id)
+                return
+            if self.store.set_subscriber_mode(
+                record.order_id, connection_id, live, expect=(sending,), at_seq=record.seq
+            ):
+                return
+            current = self.store.get(record.order_id)
+            if current is None or current.subscribers.get(connection_id) is not sending:
+                return  # unsubscribed, dropped, or taken over by another replay
+            record = current
+            sent = self.publisher.send_history(record, connection_id, after_seq=sent)
 
     def give_up_replay(self, order_id: str, connection_id: str) -> None:
         logger.warning("replay abandoned", extra={"orderId": order_id, "connectionId": connection_id})
         self._drop(order_id, connection_id)
 
     def subscribe(self, connection_id: str, order_id: str, client: str | None = None) -> None:
+        """The `subscribe` action: the history, then live statuses, never interleaved."""
         record = (
-            self.store.add_subscriber(order_id, connection_id, SubscriberMode.SUBSCRIBED, client)
+            self.store.add_subscriber(order_id, connection_id, SubscriberMode.JOINING, client)
             if _plausible_id(order_id)
             else None
         )
         if record is None:
             raise OrderNotFound(f"no order {order_id[:64]!r}")
-        self.publisher.replay(record, connection_id)
+        sent = self.publisher.send_history(record, connection_id)
+        self._hand_over(record, connection_id, SubscriberMode.JOINING, SubscriberMode.SUBSCRIBED, sent)
 
     def unsubscribe(self, connection_id: str, order_id: str) -> None:
         if not _plausible_id(order_id):

@@ -11,6 +11,8 @@ parked in a selector rather than holding a thread.
 
 Full garbage collections are kept out of request latency (see ``offline.heap``).
 
+DynamoDB's item operations are made atomic (``serialise_dynamodb_items``), as on AWS.
+
 One per-request cost of moto's dispatcher is also removed: it lists moto's
 package directory (``os.listdir`` + an ``isdir`` per entry, under a global
 lock) on every request to check whether the host names a service. The list
@@ -20,6 +22,7 @@ cannot change while the process runs, so it is computed once.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import signal
 import sys
@@ -35,9 +38,46 @@ __all__ = ["build_app", "main"]
 DEFAULT_THREADS = 64
 
 
+ATOMIC_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "transact_write_items")
+
+
+def serialise_dynamodb_items() -> None:
+    """Make moto's DynamoDB item operations atomic, as DynamoDB's are.
+
+    moto checks an UpdateItem's condition, then applies its actions, then the response is
+    serialised from the live item, with nothing held in between: with concurrent requests
+    two conditional writes on one item can both pass, and a response (or a GetItem) can
+    show another write half applied. DynamoDB serialises the writes on one item; an engine
+    that relies on it (the seq and version conditions, the stream hand-over of decision
+    011) would fail locally in ways it never does on AWS. One lock around the item
+    operations, and a copy of the item taken under it, restore that.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_offline_serialised", False):
+        return
+    lock = threading.RLock()
+
+    def atomic(name: str) -> None:
+        original = getattr(DynamoDBBackend, name)
+
+        def call(self: object, *args: object, **kwargs: object) -> object:
+            with lock:
+                return copy.deepcopy(original(self, *args, **kwargs))
+
+        call.__name__ = name
+        setattr(DynamoDBBackend, name, call)
+
+    for name in ATOMIC_OPERATIONS:
+        atomic(name)
+    DynamoDBBackend._offline_serialised = True  # type: ignore[attr-defined]
+
+
 def build_app() -> object:
-    """Moto's WSGI application, as ``moto.server`` builds it."""
+    """Moto's WSGI application, as ``moto.server`` builds it (DynamoDB items made atomic)."""
     from moto import backends
+
+    serialise_dynamodb_items()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     modules = tuple(backends.list_of_moto_modules())

@@ -290,6 +290,9 @@ def _drive_authorizers(client: Any, recorder: CallRecorder) -> None:
         client.lambda_.invoke("ws_authorizer", event)
 
 
+_ORDER = json.dumps({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5", "slippage": "0.01"})
+
+
 def _drive(client: Any, recorder: CallRecorder, sqs: Any, urls: dict, arns: dict, bootstrap: Any) -> None:
     orders_url, replay_url, dlq_url = urls["OrdersQueue"], urls["ReplayQueue"], urls["OrdersDeadLetterQueue"]
     json_headers = {"Content-Type": "application/json"}
@@ -331,6 +334,9 @@ def _drive(client: Any, recorder: CallRecorder, sqs: Any, urls: dict, arns: dict
             else:
                 _invoke_batch(client, "ws_replay", event)
             _delete(sqs, replay_url, event)
+
+    # A replay during which the worker writes a status: the hand-over fails, the replay reads the rest.
+    _replay_racing_a_status(client, recorder, sqs, replay_url, arns["ReplayQueue"], bootstrap.engine())
 
     # The order worker: a good order confirms; a failing one is retried, then fails for good.
     _keep_only(sqs, orders_url, [good, bad])
@@ -441,6 +447,33 @@ def _dead_letter_with_subscriber(client: Any, sqs: Any, dlq_url: str, connection
     _delete(sqs, replay_url, event)
     sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps({"orderId": order_id, "round": 1}))
     return order_id
+
+
+def _replay_racing_a_status(
+    client: Any, recorder: CallRecorder, sqs: Any, replay_url: str, replay_arn: str, engine: Any
+) -> None:
+    """A `routing` written while the replay posts `pending` (decision 011: the replay sends it itself)."""
+    from chalicelib.orders import Status, status_event
+
+    body = client.http.post("/order", headers={"Content-Type": "application/json"}, body=_ORDER).body
+    order_id = str(json.loads(body)["orderId"])
+    client.lambda_.invoke("ws_connect", _ws_event("$connect", "conn-f", query={"orderId": order_id}))
+    created = engine.store.get(order_id)
+    real_post = engine.notifier.post
+
+    def post(cid: str, msg: dict[str, Any]) -> bool:
+        if cid == "conn-f" and msg.get("seq") == 1:
+            engine.store.append_status(created, status_event(order_id, Status.ROUTING, 2, attempt=1), {})
+        return bool(real_post(cid, msg))
+
+    engine.notifier.post = post
+    try:
+        with recorder.as_function("ws_replay"):
+            event = _sqs_event(sqs, replay_url, replay_arn)
+            _invoke_batch(client, "ws_replay", event)
+    finally:
+        engine.notifier.post = real_post
+    _delete(sqs, replay_url, event)
 
 
 def _replay_to_gone_connection(client: Any, engine: Any, event: dict[str, Any]) -> None:

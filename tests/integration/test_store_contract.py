@@ -120,6 +120,26 @@ def test_subscriber_modes(stores):
     assert store.get("o-1").subscribers == {}
 
 
+def test_a_hand_over_lands_only_in_the_expected_mode_at_the_expected_seq(stores):
+    store, _ = stores
+    order = _order()
+    store.create(order)
+    store.add_subscriber("o-1", "c-1", SubscriberMode.PENDING)
+    # a claim: only from the expected mode
+    assert store.set_subscriber_mode("o-1", "c-1", SubscriberMode.REPLAYING, expect=(SubscriberMode.OPEN,)) is None
+    claimed = store.set_subscriber_mode("o-1", "c-1", SubscriberMode.REPLAYING, expect=(SubscriberMode.PENDING,))
+    assert claimed is not None and claimed.subscribers["c-1"] is SubscriberMode.REPLAYING
+    assert store.set_subscriber_mode("o-1", "c-1", SubscriberMode.REPLAYING, expect=(SubscriberMode.PENDING,)) is None
+    # a status written since seq 1: the hand-over at seq 1 fails, at seq 2 it lands
+    store.append_status(claimed, status_event("o-1", Status.ROUTING, 2), {})
+    expect = (SubscriberMode.REPLAYING,)
+    assert store.set_subscriber_mode("o-1", "c-1", SubscriberMode.OPEN, expect=expect, at_seq=1) is None
+    assert store.get("o-1").subscribers == {"c-1": SubscriberMode.REPLAYING}
+    live = store.set_subscriber_mode("o-1", "c-1", SubscriberMode.OPEN, expect=expect, at_seq=2)
+    assert live is not None and live.subscribers == {"c-1": SubscriberMode.OPEN} and live.seq == 2
+    assert store.set_subscriber_mode("o-9", "c-1", SubscriberMode.OPEN, at_seq=2) is None  # no such order
+
+
 def test_list_recent_newest_first_with_pagination_and_status(stores):
     store, _ = stores
     for i in range(5):

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,3 +88,57 @@ def test_sigterm_stops_it_even_during_a_long_poll(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_conditional_writes_on_one_item_serialise_as_on_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import mock_aws
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
+
+    from offline.motoserver import ATOMIC_OPERATIONS, serialise_dynamodb_items
+
+    for name in ATOMIC_OPERATIONS:  # restored after the test
+        monkeypatch.setattr(DynamoDBBackend, name, getattr(DynamoDBBackend, name))
+    monkeypatch.setattr(DynamoDBBackend, "_offline_serialised", False, raising=False)
+    serialise_dynamodb_items()
+    # GIVEN moto applying an update slowly (its condition checked first, its actions later)
+    execute = UpdateExpressionExecutor.execute
+
+    def slow(self: object, *args: object, **kwargs: object) -> object:
+        time.sleep(0.2)
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(UpdateExpressionExecutor, "execute", slow)
+    with mock_aws():
+        ddb = boto3.client("dynamodb", **CREDENTIALS)
+        ddb.create_table(
+            TableName="atomic",
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.put_item(TableName="atomic", Item={"k": {"S": "x"}, "v": {"N": "0"}})
+        landed: list[str] = []
+
+        def write(who: str) -> None:
+            try:
+                ddb.update_item(
+                    TableName="atomic",
+                    Key={"k": {"S": "x"}},
+                    UpdateExpression="SET v = :new, who = :who",
+                    ConditionExpression="v = :old",
+                    ExpressionAttributeValues={":old": {"N": "0"}, ":new": {"N": "1"}, ":who": {"S": who}},
+                )
+                landed.append(who)
+            except ddb.exceptions.ConditionalCheckFailedException:
+                pass
+
+        # WHEN two writers race with the same condition
+        threads = [threading.Thread(target=write, args=(who,)) for who in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        # THEN exactly one lands, as on DynamoDB (moto alone lets both pass the condition)
+        item = ddb.get_item(TableName="atomic", Key={"k": {"S": "x"}})["Item"]
+        assert len(landed) == 1 and item["who"]["S"] == landed[0]

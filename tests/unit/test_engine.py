@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -135,6 +136,117 @@ def test_no_push_while_the_connection_is_pending_and_replay_catches_up(eng):
     assert eng.notifier.closed == ["c-1"]
 
 
+class _WorkerDuringReplay(MemoryNotifier):
+    """A notifier whose first post to `connection` runs `during` first: the worker writing statuses mid-replay."""
+
+    def __init__(self, connection: str) -> None:
+        super().__init__()
+        self.connection = connection
+        self.during: list = []
+        self.log: list[tuple[str, object]] = []
+
+    def post(self, connection_id, message):
+        while connection_id == self.connection and self.during:
+            self.during.pop(0)()
+        delivered = super().post(connection_id, message)
+        if delivered and connection_id == self.connection:
+            self.log.append(("post", message.get("seq")))
+        return delivered
+
+    def close(self, connection_id):
+        super().close(connection_id)
+        self.log.append(("close", connection_id))
+
+
+def _engine_with(notifier):
+    return build_engine(
+        Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), retry_delays_s=(2, 4, 8)),
+        store=MemoryOrderStore(),
+        orders_queue=MemoryQueue(),
+        replay_queue=MemoryQueue(),
+        notifier=notifier,
+        market=Market(MarketConfig(seed=1, quote_delay_ms=(0, 0))),
+        failures=MemoryFailureStore(),
+        dlq=MemoryQueue(),
+    )
+
+
+class _PutRetriedAfterATimeout(MemoryOrderStore):
+    """The SDK retried the conditional put after a timeout; the first try had landed."""
+
+    def create(self, record):
+        super().create(record)
+        return False
+
+
+def test_a_put_retried_by_the_sdk_is_still_a_creation_and_is_queued_once():
+    eng = _memory_engine(Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0)), store=_PutRetriedAfterATimeout())
+    submission = eng.orders.submit(_request())
+    assert submission.created  # 201, not 200: no Idempotency-Key was sent, this request made it
+    assert [m["orderId"] for m in eng.orders_queue.sent] == [submission.record.order_id]
+
+
+def test_statuses_written_while_the_replay_sends_come_after_it_in_order_then_the_close():
+    notifier = _WorkerDuringReplay("c-1")
+    eng = _engine_with(notifier)
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.subscriptions.connect("c-1", order_id)
+    # GIVEN the worker executes the whole order while the replay is posting `pending`
+    notifier.during.append(lambda: eng.executor.run(order_id, receive_count=1))
+    # WHEN the replay runs
+    eng.subscriptions.replay(order_id, "c-1")
+    # THEN the connection got 1..5 once each, in order, and the close came last
+    assert notifier.log == [("post", 1), ("post", 2), ("post", 3), ("post", 4), ("post", 5), ("close", "c-1")]
+    assert "c-1" not in eng.store.get(order_id).subscribers  # closed, so forgotten
+
+
+def test_a_status_written_during_the_hand_over_is_replayed_then_the_worker_pushes_the_rest():
+    notifier = _WorkerDuringReplay("c-1")
+    eng = _engine_with(notifier)
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.subscriptions.connect("c-1", order_id)
+    # GIVEN `routing` is written (not pushed: the connection is replaying) while `pending` is posted
+    record = eng.store.get(order_id)
+    notifier.during.append(lambda: eng.executor._write(record, Status.ROUTING, {"attempt": 1}, {}, attempts=1))
+    eng.subscriptions.replay(order_id, "c-1")
+    # THEN the replay sent it and handed over at seq 2: the connection is live
+    assert notifier.log == [("post", 1), ("post", 2)]
+    assert eng.store.get(order_id).subscribers == {"c-1": SubscriberMode.OPEN}
+    # AND the worker's next statuses are pushed after it (a redelivery now: routing again, attempt 2)
+    eng.executor.run(order_id, receive_count=2)
+    last = eng.store.get(order_id).seq
+    assert last == 6 and notifier.log == [*(("post", seq) for seq in range(1, last + 1)), ("close", "c-1")]
+
+
+def test_the_subscribe_action_sends_the_history_then_live_statuses_never_interleaved():
+    notifier = _WorkerDuringReplay("c-1")
+    eng = _engine_with(notifier)
+    order_id = eng.orders.submit(_request()).record.order_id
+    # GIVEN the worker writes every status while the history is being sent
+    notifier.during.append(lambda: eng.executor.run(order_id, receive_count=1))
+    eng.subscriptions.subscribe("c-1", order_id)
+    # THEN each status once, in seq order, and the connection stays open (it may follow more orders)
+    assert notifier.log == [("post", 1), ("post", 2), ("post", 3), ("post", 4), ("post", 5)]
+    assert eng.store.get(order_id).subscribers == {"c-1": SubscriberMode.SUBSCRIBED}
+
+
+def test_a_duplicate_replay_message_sends_nothing_and_a_redelivery_takes_over_a_dead_replay(eng):
+    order_id = eng.orders.submit(_request()).record.order_id
+    eng.subscriptions.connect("c-1", order_id)
+    eng.subscriptions.replay(order_id, "c-1")
+    eng.subscriptions.replay(order_id, "c-1")  # the same message delivered twice
+    assert [m["seq"] for m in eng.notifier.messages["c-1"]] == [1]
+    # GIVEN a replay that died after claiming the connection
+    eng.subscriptions.connect("c-2", order_id)
+    eng.store.set_subscriber_mode(order_id, "c-2", SubscriberMode.REPLAYING)
+    eng.subscriptions.replay(order_id, "c-2")  # a concurrent duplicate: leaves it alone
+    assert "c-2" not in eng.notifier.messages
+    # WHEN the message comes back after its visibility timeout
+    eng.subscriptions.replay(order_id, "c-2", redelivered=True)
+    assert [m["seq"] for m in eng.notifier.messages["c-2"]] == [1]
+    assert eng.store.get(order_id).subscribers["c-2"] is SubscriberMode.OPEN
+
+
 def test_a_gone_subscriber_is_forgotten(eng):
     order_id = eng.orders.submit(_request()).record.order_id
     eng.subscriptions.subscribe("c-1", order_id)
@@ -225,11 +337,25 @@ def test_stranded_pending_orders_are_queued_again(eng):
     # GIVEN an order stored but never queued (the process died in between)
     record = eng.orders.submit(_request()).record
     eng.orders_queue.sent.clear()
+    eng.orders_queue.delete(list(eng.orders_queue._live))
     # WHEN the sweeper runs with a zero age threshold
     requeued = eng.orders.requeue_stranded(older_than_s=0)
     # THEN the order is queued again, once
     assert requeued == [record.order_id]
     assert eng.orders_queue.sent == [{"orderId": record.order_id, "round": 1}]
+
+
+def test_while_the_queue_has_a_backlog_a_pending_order_is_not_queued_twice(eng):
+    # GIVEN an order accepted a minute ago, still pending because it waits in a queue with a backlog
+    record = eng.orders.submit(_request()).record
+    eng.orders_queue.sent.clear()
+    minute_ago = (datetime.now(UTC) - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    eng.store._items[record.order_id] = record.with_(created_at=minute_ago)
+    # WHEN the sweeper runs (stranded after 30 s)
+    requeued = eng.orders.requeue_stranded(older_than_s=30)
+    # THEN nothing is sent: with messages waiting it only re-queues orders pending 10 times as long
+    assert requeued == [] and eng.orders_queue.sent == []
+    assert eng.orders.requeue_stranded(older_than_s=5) == [record.order_id]
 
 
 def test_dead_letters_get_records_and_redrive_starts_a_new_round(eng):
@@ -328,6 +454,8 @@ def test_replay_gives_up_on_a_connection_that_never_opens(eng):
     eng.subscriptions.sleep = lambda _s: None
     with pytest.raises(ConnectionNotReady):
         eng.subscriptions.replay(order_id, "c-1")
+    # the next delivery of the message may claim it again
+    assert eng.store.get(order_id).subscribers == {"c-1": SubscriberMode.PENDING}
     eng.subscriptions.give_up_replay(order_id, "c-1")
     assert eng.store.get(order_id).subscribers == {}
 
