@@ -149,7 +149,7 @@ def get_order(order_id: str, request: Any) -> Response:
 
 def list_orders(request: Any) -> Response:
     def run() -> Response:
-        params = request.query_params or {}
+        params = _query(request, {"limit", "status", "nextToken"})
         client = request_client(request.context).name
         items, token = engine().orders.list_recent(
             _limit(params), params.get("status"), params.get("nextToken"), client
@@ -162,7 +162,7 @@ def list_orders(request: Any) -> Response:
 def dlq_failed_orders(request: Any) -> Response:
     def run() -> Response:
         require_admin(request.context)
-        params = request.query_params or {}
+        params = _query(request, {"limit", "nextToken"})
         limit = _limit(params)
         try:
             items, token = engine().dead_letters.list(limit, params.get("nextToken"))
@@ -197,6 +197,20 @@ def dlq_clear(request: Any, *, keep_records: bool) -> Response:
 
 def dlq_redrive(request: Any) -> Response:
     return _admin(request, lambda: engine().dead_letters.redrive())
+
+
+def _query(request: Any, allowed: set[str]) -> dict[str, str]:
+    """The query parameters, refusing any the route does not take (as unknown body fields are)."""
+    params: dict[str, str] = request.query_params or {}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        name = unknown[0][:40]
+        raise InvalidOrder(
+            f"unknown query parameter {name!r}: this route takes {', '.join(sorted(allowed))}",
+            field=name,
+            code="invalid_request",
+        )
+    return params
 
 
 def _limit(params: dict[str, str]) -> int:

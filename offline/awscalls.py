@@ -93,6 +93,25 @@ class AwsCallCounter:
             self._tallies.clear()
             self._since = time.time()
 
+    def drain(self) -> list[list[Any]]:
+        """Rows counted since the last drain, then forgotten (a worker reports them to the runtime)."""
+        with self._lock:
+            rows = [[*key, t.count, t.errors, round(t.ms, 3)] for key, t in self._tallies.items()]
+            self._tallies.clear()
+        return rows
+
+    def merge(self, rows: list[list[Any]]) -> None:
+        """Add rows a worker process drained (see ``drain``)."""
+        with self._lock:
+            for caller, service, operation, resource, count, errors, ms in rows:
+                key = (str(caller), str(service), str(operation), str(resource))
+                tally = self._tallies.get(key)
+                if tally is None:
+                    tally = self._tallies[key] = _Tally()
+                tally.count += int(count)
+                tally.errors += int(errors)
+                tally.ms += float(ms)
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             rows = [
@@ -122,8 +141,12 @@ _original: Callable[..., Any] | None = None
 _install_lock = threading.Lock()
 
 
-def install(counter: AwsCallCounter = COUNTER) -> bool:
-    """Wrap ``BaseClient._make_api_call`` (once per process); True if this call installed it."""
+def install(counter: AwsCallCounter = COUNTER, caller: str | None = None) -> bool:
+    """Wrap ``BaseClient._make_api_call`` (once per process); True if this call installed it.
+
+    ``caller`` names every call of the process (a Lambda worker runs one function);
+    without it the caller comes from the thread's name.
+    """
     global _original
     with _install_lock:
         if _original is not None:
@@ -139,7 +162,7 @@ def install(counter: AwsCallCounter = COUNTER) -> bool:
                 return result
             finally:
                 counter.record(
-                    caller_of(threading.current_thread().name),
+                    caller or caller_of(threading.current_thread().name),
                     self.meta.service_model.service_name,
                     operation_name,
                     _resource(api_params),

@@ -46,6 +46,10 @@ def response_type_for(status: int, message: str, error_type: str) -> str:
         return "UNAUTHORIZED"
     if status == 429:
         return "THROTTLED"
+    if status == 413:
+        return "REQUEST_TOO_LARGE"
+    if status == 504:
+        return "INTEGRATION_TIMEOUT"
     if status == 500 and error_type == "AuthorizerConfigurationException":
         return "AUTHORIZER_CONFIGURATION_ERROR"
     return "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"

@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -58,12 +59,24 @@ def stage_config(app_dir: str | Path, stage: str, app_obj: Chalice | None = None
     )
 
 
+def stage_environment(app_dir: str | Path, stage: str) -> dict[str, str]:
+    """Environment variables ``config.json`` gives every function of the stage (top and stage level)."""
+    config = stage_config(app_dir, stage)
+    return {k: str(v) for k, v in config.environment_variables.items()}
+
+
+def function_environment(app_dir: str | Path, stage: str, name: str) -> dict[str, str]:
+    """Environment variables ``config.json`` gives function ``name``: the stage's and its own block."""
+    config = stage_config(app_dir, stage)
+    return {k: str(v) for k, v in config.scope(stage, name).environment_variables.items()}
+
+
 def config_environment(app_dir: str | Path, stage: str) -> dict[str, str]:
-    """Environment variables ``config.json`` gives the stage's functions.
+    """Environment variables ``config.json`` gives the stage's functions, all merged.
 
     Top-level, stage-level and every ``lambda_functions.<name>`` block are
-    merged (one process hosts all functions, so a per-function value applies
-    process-wide; a conflict between two functions is logged).
+    merged (a conflict between two functions is logged). The runtime itself
+    no longer uses this: each function's workers get ``function_environment``.
     """
     config = stage_config(app_dir, stage)
     env = {k: str(v) for k, v in config.environment_variables.items()}
@@ -141,6 +154,24 @@ def load_app(app_dir: str | Path, app_ref: str = "app:app") -> tuple[ModuleType,
     if not isinstance(app_obj, Chalice):
         raise TypeError(f"{app_ref} is {type(app_obj).__name__}, not a Chalice app")
     return module, app_obj
+
+
+def library_modules(names: set[str], app_dir: str | Path) -> list[str]:
+    """The modules among ``names`` that are libraries, not the project's own code."""
+    root = str(Path(app_dir).resolve()) + os.sep
+    paths = sysconfig.get_paths()
+    libraries = tuple({str(Path(paths[k]).resolve()) + os.sep for k in ("purelib", "platlib", "stdlib")})
+    found: list[str] = []
+    for name in sorted(names):
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None)
+        if not file or name.startswith("_") or name == "__main__":
+            continue
+        path = os.path.abspath(file)
+        if path.startswith(root) and not path.startswith(libraries):
+            continue  # the project's own code (a virtualenv inside the project is still libraries)
+        found.append(name)
+    return found
 
 
 def entry_point(app_obj: Chalice, module: ModuleType | None, name: str, handler_string: str) -> Any:

@@ -24,7 +24,9 @@ from chalice.local import (
 )
 
 from . import authorizers
+from .apigateway import INTEGRATION_TIMEOUT_S, MAX_REQUEST_BYTES, LambdaProxyApp, request_too_large
 from .gateway_responses import GatewayResponses
+from .lambdas import Invoker
 from .logs import log, log_error
 from .redact import redacted_path
 from .sigv4 import SigV4Routes
@@ -50,6 +52,10 @@ class LoggingRequestHandler(ChaliceRequestHandler):
         self._status = 0
         authorizers.install(self.local_gateway, self.usage_plan, self.sigv4_routes)
         try:
+            if int(self.headers.get("content-length") or 0) > MAX_REQUEST_BYTES:
+                self.close_connection = True  # the body stays unread
+                self._send_error_response(request_too_large())
+                return
             self._generic_handle()
         except Exception as exc:  # log it with a traceback, then let the server answer
             log_error("http_error", exc, method=self.command, path=redacted_path(self.path))
@@ -116,7 +122,12 @@ class RestServer:
         gateway_responses: GatewayResponses | None = None,
         usage_plan: UsagePlan | None = None,
         sigv4_routes: SigV4Routes | None = None,
+        function: Invoker | None = None,
+        stage: str = "api",
+        integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
     ) -> None:
+        """With ``function`` (the app's ``api_handler`` pool), requests run there, behind
+        API Gateway's front door (:mod:`offline.apigateway`); without it, in this process."""
         validate_routes(app_obj.routes)
         # What chalice.local.create_local_server does: make
         # ``app.current_request`` thread-local so concurrent requests on the
@@ -133,9 +144,14 @@ class RestServer:
                 "sigv4_routes": sigv4_routes,
             },
         )
-        self._dev = LocalDevServer(app_obj, config, host, port, handler_cls=handler, server_cls=BackloggedHTTPServer)
+        target: Any = app_obj
+        if function is not None:
+            self.proxy = target = LambdaProxyApp(app_obj, function, stage, integration_timeout_s, host, port)
+        self._dev = LocalDevServer(target, config, host, port, handler_cls=handler, server_cls=BackloggedHTTPServer)
         self.host = host
         self.port = int(self._dev.server.server_address[1])
+        if function is not None:
+            self.proxy.domain = f"{host}:{self.port}"
         self._thread: threading.Thread | None = None
 
     @property

@@ -4,6 +4,10 @@ Order matters and mirrors a deployment: find or start the emulator, create
 the template's resources, put the resolved environment in place, *then*
 import the app (it may read the environment at import time), then serve
 REST, WebSocket + ``@connections``, and start the SQS pollers.
+
+The app is imported here only to discover its routes and handlers: every
+function runs in worker processes of its own (``offline.lambdas``), with its
+own environment, as Lambda runs it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ from chalice.app import Chalice, ScheduledEventConfig, SQSEventConfig
 from chalice.config import Config
 
 from . import awscalls, project
+from .apigateway import INTEGRATION_TIMEOUT_S
 from .authorizers import ConnectAuthorizer
 from .emulator import Emulator, free_port, resolve_emulator
+from .esm import declared_visibility, template_mapping
 from .gateway_responses import GatewayResponses
+from .lambdas import FunctionPool, FunctionSpec, function_environment, set_preload
 from .logs import log, log_error
 from .provision import load_template, provision
 from .rest import RestServer
@@ -33,10 +40,12 @@ from .sidecar import Sidecar
 from .sigv4 import SigV4Routes
 from .sqs import SqsPoller
 from .throttle import UsagePlan
-from .websocket import WebSocketGateway
+from .websocket import IDLE_TIMEOUT_S, MAX_DURATION_S, WebSocketGateway
 
 DEFAULT_TEMPLATE = "infra/resources.json"
 MANAGEMENT_ENDPOINT_ENV = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"
+REST_FUNCTION = "api_handler"  # Chalice's one function for every REST route
+PREWARM_ENV = "OFFLINE_PREWARM"  # "0": start every execution environment on demand
 
 
 @dataclass
@@ -55,6 +64,13 @@ class Urls:
             "connections": self.connections,
             "aws": self.aws,
         }
+
+
+def _seconds(env_var: str, given: float | None, fallback: float) -> float:
+    if given is not None:
+        return given
+    value = os.environ.get(env_var, "").strip()
+    return float(value) if value else fallback
 
 
 def _default_port(env_var: str, fallback: int) -> int:
@@ -82,6 +98,9 @@ class LocalRuntime:
         poll_wait_seconds: int = 2,
         shutdown_grace_seconds: float = 5.0,
         sidecars: tuple[Sidecar, ...] = (),
+        integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
+        ws_idle_timeout_s: float | None = None,
+        ws_max_duration_s: float | None = None,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.app_ref = app_ref
@@ -93,6 +112,14 @@ class LocalRuntime:
         self.poll_wait_seconds = poll_wait_seconds
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.sidecars = list(sidecars)  # offline/sidecar.py: started before the app, env set for it
+        self.integration_timeout_s = integration_timeout_s
+        self.ws_idle_timeout_s = _seconds("OFFLINE_WS_IDLE_TIMEOUT_S", ws_idle_timeout_s, IDLE_TIMEOUT_S)
+        self.ws_max_duration_s = _seconds("OFFLINE_WS_MAX_DURATION_S", ws_max_duration_s, MAX_DURATION_S)
+        self.functions: dict[str, FunctionPool] = {}  # each function's execution environments
+        self._functions_lock = threading.Lock()
+        self._explicit: set[str] = set()
+        self._ws_stage = "api"
+        self._template: dict[str, Any] | None = None
 
         self.emulator: Emulator | None = None
         self.module: ModuleType | None = None
@@ -158,7 +185,7 @@ class LocalRuntime:
     def _start(self) -> None:
         if awscalls.enabled():
             self._counting_aws_calls = awscalls.install()
-        explicit = set(os.environ)  # the caller's environment wins over config.json
+        explicit = self._explicit = set(os.environ)  # the caller's environment wins over config.json
         before = dict(os.environ)
         self.emulator = resolve_emulator()
         for key, value in os.environ.items():  # remember what resolve_emulator set
@@ -179,7 +206,8 @@ class LocalRuntime:
             for key, value in resolved.items():
                 if key not in explicit:
                     self._setenv(key, value)
-        for key, value in project.config_environment(self.app_dir, self.stage).items():
+        # Stage-wide variables only: a function's own block goes to its workers alone.
+        for key, value in project.stage_environment(self.app_dir, self.stage).items():
             if key not in explicit:
                 self._setenv(key, value)
 
@@ -190,16 +218,31 @@ class LocalRuntime:
         module_name = self.app_ref.partition(":")[0]
         self._prev_module = (module_name, sys.modules.get(module_name))
         self._added_path = str(self.app_dir) not in sys.path
+        imported = set(sys.modules)
         self.module, self.app = project.load_app(self.app_dir, self.app_ref)
+        set_preload(project.library_modules(set(sys.modules) - imported, self.app_dir))
         self.config = project.stage_config(self.app_dir, self.stage, self.app)
-        ws_stage = str(disk.get("stages", {}).get(self.stage, {}).get("websocket_api_stage", "api"))
+        ws_stage = self._ws_stage = str(disk.get("stages", {}).get(self.stage, {}).get("websocket_api_stage", "api"))
         self._point_websocket_api(ws_stage)
 
-        loaded = load_template(template) if template is not None else {}
+        self._template = load_template(template) if template is not None else None
+        loaded = self._template or {}
         responses = GatewayResponses.from_template(loaded) if template is not None else None
         usage_plan = UsagePlan.from_template(loaded, os.environ)
         sigv4 = SigV4Routes.from_template(loaded, self.app)
-        self.rest = RestServer(self.app, self.config, self.host, self.rest_port, responses, usage_plan, sigv4)
+        rest_stage = str(disk.get("stages", {}).get(self.stage, {}).get("api_gateway_stage", "api"))
+        self.rest = RestServer(
+            self.app,
+            self.config,
+            self.host,
+            self.rest_port,
+            responses,
+            usage_plan,
+            sigv4,
+            function=self.function(REST_FUNCTION) if self.app.routes else None,
+            stage=rest_stage,
+            integration_timeout_s=self.integration_timeout_s,
+        )
         self.rest.start()
         self.rest_port = self.rest.port
         self.websocket = WebSocketGateway(
@@ -216,9 +259,14 @@ class LocalRuntime:
                 lambda name, handler: project.entry_point(self.app, self.module, name, handler),  # type: ignore[arg-type]
                 lambda name: self.settings(name).context,
             ),
+            functions=self.function,
+            idle_timeout_s=self.ws_idle_timeout_s,
+            max_duration_s=self.ws_max_duration_s,
+            integration_timeout_s=self.integration_timeout_s,
         )
         self.websocket.start()
         self._start_pollers()
+        self._prewarm()
         self.urls = Urls(
             rest=self.rest.url,
             websocket=self.websocket.url,
@@ -257,6 +305,77 @@ class LocalRuntime:
         assert self.config is not None
         return project.function_settings(self.config, self.stage, function_name)
 
+    # ------------------------------------------------------------ functions
+    def _function_kind(self, name: str) -> tuple[str, str]:
+        """(caller label for AWS call counts, Lambda handler string) of function ``name``."""
+        assert self.app is not None
+        module = self.app_ref.partition(":")[0]
+        if name == REST_FUNCTION:
+            return "api", f"{module}.{self.app_ref.partition(':')[2] or 'app'}"
+        for cfg in self.app.websocket_handlers.values():
+            if cfg.name == name:
+                return "websocket", cfg.handler_string
+        for source in self.app.event_sources:
+            if source.name == name:
+                role = "schedule" if isinstance(source, ScheduledEventConfig) else "lambda"
+                return f"{role}:{name}", source.handler_string
+        raise LookupError(f"no function {name!r} in the app")
+
+    def function(self, name: str) -> FunctionPool:
+        """The execution environments of function ``name`` (created on first use)."""
+        with self._functions_lock:
+            pool = self.functions.get(name)
+            if pool is not None:
+                return pool
+            settings = self.settings(name)
+            caller, handler = self._function_kind(name)
+            base = dict(os.environ)
+            base["OFFLINE_CALLER"] = caller
+            base["OFFLINE_WEBSOCKET_ENDPOINT"] = f"http://{self._client_host}:{self.ws_port}/{self._ws_stage}"
+            env = function_environment(
+                base,
+                project.function_environment(self.app_dir, self.stage, name),
+                self._explicit,
+                settings.deployed_name,
+                settings.memory_mb,
+                self.app_dir,
+                handler,
+            )
+            spec = FunctionSpec(
+                name=name,
+                deployed_name=settings.deployed_name,
+                timeout_s=float(settings.timeout_s),
+                memory_mb=settings.memory_mb,
+                reserved_concurrency=settings.reserved_concurrency,
+                env=env,
+                region=env["AWS_REGION"],
+            )
+            pool = self.functions[name] = FunctionPool(spec, self.app_dir, self.app_ref)
+            return pool
+
+    def _prewarm(self) -> None:
+        """Start one environment per function (as many as its mapping runs for an SQS one), in the background."""
+        value = os.environ.get(PREWARM_ENV, "").strip()
+        if value in ("0", "false", "no"):
+            return
+        assert self.app is not None
+        names = [REST_FUNCTION] if self.app.routes else []
+        names += [cfg.name for cfg in self.app.websocket_handlers.values()]
+        names += [s.name for s in self.app.event_sources if isinstance(s, (SQSEventConfig, ScheduledEventConfig))]
+        wanted = {name: 1 for name in names}
+        for poller in self.pollers:  # as many as the mapping runs at once
+            pool = self.function(poller.cfg.name)
+            wanted[poller.cfg.name] = min(poller.mapping.concurrency, pool.max_concurrency)
+        pools = [(self.function(name), count) for name, count in wanted.items()]
+
+        def warm() -> None:  # one at a time: a burst of forks would slow the first requests down
+            for pool, _ in pools:
+                pool.prewarm(1, background=False)
+            for pool, count in pools:
+                pool.prewarm(count, background=False)
+
+        threading.Thread(target=warm, name="offline-prewarm", daemon=True).start()
+
     def _start_pollers(self) -> None:
         assert self.app is not None and self.module is not None
         session = boto3.session.Session()
@@ -270,15 +389,20 @@ class LocalRuntime:
             if handler is None:
                 log("sqs_handler_missing", level="error", function=source.name)
                 continue
+            declared = template_mapping(self._template, source.name)
             poller = SqsPoller(
                 source,
-                handler,
+                self.function(source.name),
                 self.settings(source.name),
                 session=session,
                 poll_wait_s=self.poll_wait_seconds,
+                report_batch_item_failures=declared.report_batch_item_failures,
+                maximum_concurrency=declared.maximum_concurrency,
             )
-            poller.start()
+            poller.validate(declared_visibility(self._template, source.queue))  # as CreateEventSourceMapping
             self.pollers.append(poller)
+        for poller in self.pollers:
+            poller.start()
 
     def _start_schedule(self, source: ScheduledEventConfig) -> None:
         assert self.app is not None and self.module is not None
@@ -287,7 +411,7 @@ class LocalRuntime:
             log("schedule_handler_missing", level="error", function=source.name)
             return
         region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-        runner = ScheduleRunner(source, handler, self.settings(source.name), region)
+        runner = ScheduleRunner(source, self.function(source.name), self.settings(source.name), region)
         runner.start()
         self.schedules.append(runner)
 
@@ -314,6 +438,10 @@ class LocalRuntime:
             remaining = self.shutdown_grace_seconds - (time.monotonic() - start)
             poller.join(timeout=max(0.5, remaining))
         self.pollers = []
+        with self._functions_lock:
+            pools, self.functions = list(self.functions.values()), {}
+        for pool in pools:
+            pool.stop()
         if self.emulator is not None:
             try:
                 self.emulator.stop()

@@ -3,9 +3,15 @@
 One poller thread per handler long-polls its queue, receives only as many
 messages as it can dispatch at once (a message received but waiting for a
 free slot would burn its visibility timeout), groups them into batches and
-invokes the handler in a bounded pool. Results are applied like Lambda with
-``ReportBatchItemFailures``: normal return deletes the batch,
-``batchItemFailures`` keeps the listed messages, an exception keeps all.
+invokes the function (its own worker processes, see :mod:`offline.lambdas`).
+Results are applied like Lambda: a normal return deletes the batch; with
+``ReportBatchItemFailures`` declared in the template, ``batchItemFailures``
+keeps the listed messages (without it, the whole batch is deleted whatever
+the function returns); an error, a timeout or a throttle keeps all.
+The mapping scales up to its maximum concurrency (default 10 here), not to
+the function's reserved concurrency: invocations beyond that are throttled
+and their messages come back after the visibility timeout, as on AWS
+(https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
 Kept messages reappear after their visibility timeout and the queue's own
 redrive policy moves them to the DLQ: nothing here re-implements retries.
 """
@@ -23,6 +29,8 @@ from typing import Any
 import boto3
 from chalice.app import SQSEventConfig
 
+from .esm import check_maximum_concurrency, check_visibility
+from .lambdas import InProcessFunction, Invoker, as_invoker
 from .logs import log, log_error
 from .project import FunctionSettings
 
@@ -43,9 +51,18 @@ class MappingSettings:
 
 
 def concurrency_limit(cfg: SQSEventConfig, reserved: int | None) -> int:
-    """min(maximum_concurrency, reserved_concurrency), 10 if neither is set."""
+    """min(maximum_concurrency, reserved_concurrency), 10 if neither is set (the old, lenient rule)."""
     limits = [v for v in (cfg.maximum_concurrency, reserved) if v]
     return max(1, min(limits)) if limits else DEFAULT_CONCURRENCY
+
+
+def mapping_concurrency(maximum_concurrency: int | None) -> int:
+    """How many batches the mapping invokes at once: its MaximumConcurrency, else 10 here.
+
+    Reserved concurrency does not limit the mapping (Lambda throttles the invocations
+    above it instead).
+    """
+    return int(maximum_concurrency) if maximum_concurrency else DEFAULT_CONCURRENCY
 
 
 def to_lambda_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
@@ -105,22 +122,31 @@ class SqsPoller:
     def __init__(
         self,
         cfg: SQSEventConfig,
-        handler: Callable[[dict[str, Any], Any], Any],
+        handler: Invoker | Callable[[dict[str, Any], Any], Any],
         settings: FunctionSettings,
         session: boto3.session.Session | None = None,
         poll_wait_s: int = 2,
         report_batch_item_failures: bool = True,
+        maximum_concurrency: int | None = None,
     ) -> None:
+        """``handler``: the function's pool (or a plain handler, called in-process without
+        the reserved concurrency throttle); ``maximum_concurrency`` from the template wins
+        over Chalice's ``maximum_concurrency``."""
         self.cfg = cfg
-        self.handler = handler
         self.function = settings
+        self.handler: Invoker = as_invoker(cfg.name, handler, settings.context)
+        maximum = maximum_concurrency if maximum_concurrency is not None else cfg.maximum_concurrency
+        check_maximum_concurrency(cfg.name, maximum)
+        in_process = isinstance(self.handler, InProcessFunction)
         self.mapping = MappingSettings(
             function=cfg.name,
             queue=cfg.queue,
             queue_arn=cfg.queue_arn,
             batch_size=max(1, int(cfg.batch_size or 1)),
             batching_window_s=float(cfg.maximum_batching_window_in_seconds or 0),
-            concurrency=concurrency_limit(cfg, settings.reserved_concurrency),
+            concurrency=concurrency_limit(cfg, settings.reserved_concurrency)
+            if in_process
+            else mapping_concurrency(maximum),
         )
         self.poll_wait_s = max(0, min(20, poll_wait_s))
         self.report_batch_item_failures = report_batch_item_failures
@@ -173,8 +199,9 @@ class SqsPoller:
             arn = str(self.mapping.queue_arn)
             parts = arn.split(":")
             url = self._sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
-        attrs = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        attrs = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"])
         self._queue_arn = attrs["Attributes"]["QueueArn"]
+        self.visibility_timeout_s = int(attrs["Attributes"].get("VisibilityTimeout", 30))
         self._queue_url = url
         log(
             "sqs_mapping",
@@ -183,6 +210,17 @@ class SqsPoller:
             batchSize=self.mapping.batch_size,
             concurrency=self.mapping.concurrency,
         )
+
+    def validate(self, declared_visibility_s: int | None = None) -> None:
+        """Resolve the queue and check it as Lambda does when the mapping is created.
+
+        Raises :class:`offline.esm.MappingError` if the queue's visibility timeout (the
+        template's, when it declares the queue, else the live queue's) is shorter than
+        the function's timeout.
+        """
+        self._resolve_queue()
+        visibility = self.visibility_timeout_s if declared_visibility_s is None else declared_visibility_s
+        check_visibility(self.cfg.name, str(self._queue_url), visibility, self.function.timeout_s)
 
     def _free_slots(self) -> int:
         """Block until at least one invocation slot is free (or stopping)."""
@@ -266,15 +304,22 @@ class SqsPoller:
         records = [to_lambda_record(m, self._queue_arn, region) for m in batch]
         ids = [r["messageId"] for r in records]
         keep: set[str]
-        outcome = "ok"
-        try:
-            result = self.handler({"Records": records}, self.function.context())
-            keep = failed_ids(result, ids) if self.report_batch_item_failures else set()
-            if keep:
-                outcome = "partial" if len(keep) < len(ids) else "failed"
-        except Exception as exc:  # noqa: BLE001 - Lambda reports, we keep the batch
-            log_error("sqs_handler_error", exc, function=self.cfg.name, records=len(ids))
-            keep, outcome = set(ids), "error"
+        outcome = self.handler.invoke({"Records": records})
+        if outcome.ok:
+            keep = failed_ids(outcome.result, ids) if self.report_batch_item_failures else set()
+            status = ("partial" if len(keep) < len(ids) else "failed") if keep else "ok"
+        else:  # an error, a timeout or a throttle: the whole batch comes back after its visibility timeout
+            keep, status = set(ids), outcome.status
+            log(
+                "sqs_handler_error" if outcome.status != "throttled" else "sqs_throttled",
+                level="error" if outcome.status != "throttled" else "warning",
+                function=self.cfg.name,
+                records=len(ids),
+                outcome=outcome.status,
+                errorType=outcome.error_type,
+                error=outcome.error_message,
+                traceback="".join(outcome.trace),
+            )
         # The function is free once it returns (as on Lambda, where the mapping deletes the
         # messages afterwards): free the slot first so the next receive overlaps the delete.
         ms = round((time.perf_counter() - start) * 1000, 1)
@@ -283,7 +328,7 @@ class SqsPoller:
             self._delete([m for m in batch if m["MessageId"] not in keep])
         except Exception as exc:  # noqa: BLE001 - they will just be redelivered
             log_error("sqs_delete_error", exc, function=self.cfg.name)
-        log("sqs_invoke", function=self.cfg.name, records=len(ids), failed=len(keep), outcome=outcome, ms=ms)
+        log("sqs_invoke", function=self.cfg.name, records=len(ids), failed=len(keep), outcome=status, ms=ms)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for i in range(0, len(messages), MAX_RECEIVE):

@@ -13,8 +13,13 @@ One aiohttp server on one port plays both halves, as the contract asks:
   running: on AWS nothing can be posted before the handshake completes, and
   emulating that keeps the race visible locally.
 
-Handlers are blocking Python, so every invocation runs in a thread pool; the
-messages of one connection are invoked one at a time, in arrival order.
+Each route's function runs in its own worker processes (``functions``, see
+:mod:`offline.lambdas`), waited for from a thread pool. As on AWS, the
+messages of one connection are separate invocations that may run at the same
+time, frames over 32 KB close the connection with 1009 and binary frames with
+1003 (this API's routes take text), and a connection is closed after 10
+minutes without a message or 2 hours in all (both configurable for tests):
+https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from chalice.app import Chalice, WebsocketEvent, WebsocketEventSourceHandler
 from .authorizers import ConnectAuthorizer
 from .awscalls import PATH as AWS_CALLS_PATH
 from .awscalls import AwsCallCounter
+from .lambdas import InProcessFunction, Invoker
 from .logs import log, log_error
 from .project import FunctionSettings, entry_point
 from .redact import redacted_query
@@ -46,7 +52,11 @@ from .redact import redacted_query
 CONNECT = "$connect"
 DISCONNECT = "$disconnect"
 DEFAULT = "$default"
-MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's WebSocket message limit
+MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's WebSocket message limit (@connections posts)
+MAX_FRAME_BYTES = 32 * 1024  # API Gateway's WebSocket frame limit: larger closes 1009
+IDLE_TIMEOUT_S = 10 * 60.0
+MAX_DURATION_S = 2 * 3600.0
+INTEGRATION_TIMEOUT_S = 29.0
 API_ID = "local"
 
 
@@ -117,6 +127,10 @@ class WebSocketGateway:
         max_workers: int = 64,
         aws_calls: AwsCallCounter | None = None,
         connect_authorizer: ConnectAuthorizer | None = None,
+        functions: Callable[[str], Invoker] | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_duration_s: float = MAX_DURATION_S,
+        integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
     ) -> None:
         self.app = app_obj
         self.module = module
@@ -126,6 +140,10 @@ class WebSocketGateway:
         self.stage = stage
         self.aws_calls = aws_calls  # serve its counts at AWS_CALLS_PATH when given
         self.connect_authorizer = connect_authorizer  # the template's $connect authorizer, if any
+        self.functions = functions  # a function's worker pool by name; None: call handlers in-process
+        self.idle_timeout_s = idle_timeout_s
+        self.max_duration_s = max_duration_s
+        self.integration_timeout_s = integration_timeout_s
         self.connections: dict[str, Connection] = {}
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="offline-ws")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -221,16 +239,18 @@ class WebSocketGateway:
             await self._runner.cleanup()
 
     # ----------------------------------------------------------- invocation
-    def _handler_for(self, route_key: str) -> tuple[Any, FunctionSettings] | None:
+    def _handler_for(self, route_key: str) -> Invoker | None:
         cfg = self.app.websocket_handlers.get(route_key)
         if cfg is None:
             return None
+        if self.functions is not None:
+            return self.functions(cfg.name)
         fn = entry_point(self.app, self.module, cfg.name, cfg.handler_string)
         if not isinstance(fn, WebsocketEventSourceHandler):
             # Not exported under its handler_string name: wrap it the way
             # Chalice's decorator does so the event object is the same.
             fn = WebsocketEventSourceHandler(cfg.handler_function, WebsocketEvent, self.app.websocket_api)
-        return fn, self.settings(cfg.name)
+        return InProcessFunction(cfg.name, fn, self.settings(cfg.name).context)
 
     async def _invoke_logged(
         self, log_event: str, conn: Connection, route_key: str, event: dict[str, Any], **extra: Any
@@ -243,36 +263,36 @@ class WebSocketGateway:
         return status, response
 
     async def _invoke(self, route_key: str, event: dict[str, Any]) -> tuple[int, Any]:
-        """Run a route's handler in the pool: ``(statusCode, response)``.
+        """Run a route's function: ``(statusCode, response)``.
 
-        An exception is a 500, as API Gateway reports a failed integration.
+        A function error or timeout is a 500, as API Gateway reports a failed
+        integration; 504 when API Gateway stops waiting (29 s).
         """
-        found = self._handler_for(route_key)
-        if found is None:
+        function = self._handler_for(route_key)
+        if function is None:
             return 200, None
-        fn, settings = found
-
-        def call() -> tuple[int, Any]:
-            try:
-                response = fn(event, settings.context())
-            except Exception as exc:  # noqa: BLE001 - a handler bug is a 500
-                log_error(
-                    "ws_handler_error",
-                    exc,
-                    routeKey=route_key,
-                    connectionId=event["requestContext"]["connectionId"],
-                )
-                return 500, None
-            status = 200
-            if isinstance(response, dict):
-                try:
-                    status = int(response.get("statusCode", 200))
-                except (TypeError, ValueError):
-                    status = 502
-            return status, response
-
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, call)
+        outcome = await loop.run_in_executor(self._pool, function.invoke, event, self.integration_timeout_s)
+        if not outcome.ok:
+            log(
+                "ws_handler_error",
+                level="error",
+                routeKey=route_key,
+                connectionId=event["requestContext"]["connectionId"],
+                outcome=outcome.status,
+                errorType=outcome.error_type,
+                error=outcome.error_message,
+                traceback="".join(outcome.trace),
+            )
+            return (504 if outcome.status == "gave_up" else 500), None
+        response = outcome.result
+        status = 200
+        if isinstance(response, dict):
+            try:
+                status = int(response.get("statusCode", 200))
+            except (TypeError, ValueError):
+                status = 502
+        return status, response
 
     def _event(self, conn: Connection, route_key: str, event_type: str, **extra: Any) -> dict[str, Any]:
         now = time.time()
@@ -361,21 +381,26 @@ class WebSocketGateway:
             chosen = (response.get("headers") or {}).get("Sec-WebSocket-Protocol")
             if chosen:
                 protocols = (str(chosen),)
-        ws = web.WebSocketResponse(protocols=protocols, max_msg_size=MAX_MESSAGE_BYTES)
+        # aiohttp checks whole messages: one over a frame's 32 KB closes 1009, as API Gateway does.
+        ws = web.WebSocketResponse(protocols=protocols, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
         conn.ws = ws
         conn.state = State.OPEN
         worker = asyncio.create_task(self._message_worker(conn))
+        watchdog = asyncio.create_task(self._watch_limits(conn))
         try:
             async for msg in ws:
                 conn.last_active_at = time.time()
                 if msg.type == WSMsgType.TEXT:
                     conn.inbox.put_nowait(str(msg.data))
                 elif msg.type == WSMsgType.BINARY:
-                    conn.inbox.put_nowait(bytes(msg.data).decode("utf-8", "replace"))
+                    conn.disconnect_status, conn.disconnect_reason = 1003, "Binary frames are not supported"
+                    await ws.close(code=1003, message=b"Unsupported data")
+                    break
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            watchdog.cancel()
             if conn.disconnect_status == 1005 and ws.close_code is not None:
                 conn.disconnect_status = int(ws.close_code)
             conn.state = State.CLOSED
@@ -383,6 +408,20 @@ class WebSocketGateway:
             await worker
             await self._disconnect(conn)
         return ws
+
+    async def _watch_limits(self, conn: Connection) -> None:
+        """Close a connection idle too long, or open longer than API Gateway allows (1001)."""
+        while conn.state is State.OPEN and conn.ws is not None:
+            now = time.time()
+            idle_left = conn.last_active_at + self.idle_timeout_s - now
+            total_left = conn.connected_at + self.max_duration_s - now
+            if min(idle_left, total_left) <= 0:
+                reason = "Idle timeout" if idle_left <= 0 else "Maximum connection duration"
+                conn.disconnect_status, conn.disconnect_reason = 1001, reason
+                log("ws_limit_close", connectionId=conn.id, reason=reason)
+                await conn.ws.close(code=1001, message=b"Going away")
+                return
+            await asyncio.sleep(min(idle_left, total_left, 1.0))
 
     async def _disconnect(self, conn: Connection) -> None:
         event = self._event(
@@ -411,15 +450,23 @@ class WebSocketGateway:
         return DEFAULT if DEFAULT in self.app.websocket_handlers else None
 
     async def _message_worker(self, conn: Connection) -> None:
-        """Invoke message routes one at a time, in arrival order."""
+        """Invoke each message's route as it arrives: invocations of one connection may overlap, as on AWS."""
+        running: set[asyncio.Task[None]] = set()
         while True:
             body = await conn.inbox.get()
             if body is None:
-                return
-            try:
-                await self._message(conn, body)
-            except Exception as exc:  # noqa: BLE001 - keep the connection's worker alive
-                log_error("ws_message_error", exc, connectionId=conn.id)
+                break
+            task = asyncio.create_task(self._message_logged(conn, body))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:
+            await asyncio.wait(set(running))
+
+    async def _message_logged(self, conn: Connection, body: str) -> None:
+        try:
+            await self._message(conn, body)
+        except Exception as exc:  # noqa: BLE001 - keep the connection alive
+            log_error("ws_message_error", exc, connectionId=conn.id)
 
     async def _message(self, conn: Connection, body: str) -> None:
         route_key = self.select_route(body)
@@ -444,7 +491,7 @@ class WebSocketGateway:
                 conn,
                 json.dumps(
                     {
-                        "message": "Internal server error",
+                        "message": "Endpoint request timed out" if status == 504 else "Internal server error",
                         "connectionId": conn.id,
                         "requestId": request_id,
                     }
@@ -486,6 +533,7 @@ class WebSocketGateway:
         elif len(data) > MAX_MESSAGE_BYTES:
             response = _json_response(413, {"message": "Message too long"}, error_type="PayloadTooLargeException")
         elif await self._send_frame(conn, data):
+            conn.last_active_at = time.time()
             response = web.Response(status=200)
         else:
             response = gone_response(cid)

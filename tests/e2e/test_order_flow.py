@@ -152,12 +152,15 @@ def test_bad_orders_get_clear_400s_and_store_nothing(runtime):
     assert status == 413 and error["error"] == "payload_too_large"
     status, error = http("POST", f"{runtime.rest}/order", raw=b"<order/>", headers={"Content-Type": "application/xml"})
     assert status == 415 and error["error"] == "unsupported_media_type" and error["message"]
+    # A method the path does not define: API Gateway's own 403, before any function runs
     status, error = http("PUT", f"{runtime.rest}/order", {"tokenIn": "SOL"})
-    assert status == 405 and error["error"] == "method_not_allowed"
+    assert status == 403 and error["error"] == "missing_authentication_token"
     status, error = http("GET", f"{runtime.rest}/orders?limit=1000")
     assert status == 400 and error["field"] == "limit"
     status, error = http("GET", f"{runtime.rest}/orders?nextToken=garbage")
     assert status == 400 and error["field"] == "nextToken"
+    status, error = http("GET", f"{runtime.rest}/orders?limit=5&colour=blue")
+    assert status == 400 and error["error"] == "invalid_request" and error["field"] == "colour"
     status, error = http("GET", f"{runtime.rest}/order/does-not-exist")
     assert status == 404 and error["error"] == "not_found"
     # A path no route matches: API Gateway's own 403, in the contract's error shape (the

@@ -6,10 +6,12 @@ tests/offline/auth_app/template.json, as it would for any Chalice project.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")
-def rt() -> Iterator[LocalRuntime]:
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     saved = dict(os.environ)
     for key in list(os.environ):
         if key.startswith(("AWS_ENDPOINT_URL", "RATE_LIMIT")):
@@ -34,6 +36,7 @@ def rt() -> Iterator[LocalRuntime]:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="secret", AWS_DEFAULT_REGION="us-east-1")
     emulator = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = emulator.endpoint
+    os.environ["AUTH_STATE_FILE"] = str(tmp_path_factory.mktemp("auth") / "state.jsonl")
     runtime = LocalRuntime(AUTH_APP, template="template.json", rest_port=0, ws_port=0)
     try:
         runtime.start()
@@ -94,17 +97,27 @@ def test_sigv4_routes_need_a_valid_signature(rt):
     assert _signed(rt, "POST", "/signed?x=1", "secret", b"{}").json() == {"signed": "yes"}
 
 
+def handler_state() -> dict[str, list[Any]]:
+    """What the app's WebSocket handlers saw (they run in processes of their own)."""
+    seen: dict[str, list[Any]] = {"connect": [], "messages": []}
+    path = Path(os.environ["AUTH_STATE_FILE"])
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        row = json.loads(line)
+        seen[row["kind"]].append(row["authorizer"])
+    return seen
+
+
 def test_the_connect_authorizer_runs_first_and_its_context_stays_with_the_connection(rt):
-    assert rt.websocket is not None and rt.module is not None
+    assert rt.websocket is not None
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(rt.websocket.url + "/", timeout=5)
     assert refused.value.status_code == 401
-    assert rt.module.STATE["connect"] == []  # $connect never ran for the refused one
+    assert handler_state()["connect"] == []  # $connect never ran for the refused one
     ws = websocket.create_connection(rt.websocket.url + "/?token=user", timeout=5)
     try:
         ws.send("hello")
-        wait_until(lambda: rt.module.STATE["messages"], 5, "the message handler")
+        wait_until(lambda: handler_state()["messages"], 10, "the message handler")
     finally:
         ws.close()
     expected = {"tier": "ws", "principalId": "user"}
-    assert rt.module.STATE["connect"] == [expected] and rt.module.STATE["messages"] == [expected]
+    assert handler_state()["connect"] == [expected] and handler_state()["messages"] == [expected]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 from chalice import Chalice, IAMAuthorizer
@@ -10,7 +12,13 @@ from chalice.app import AuthRequest, AuthResponse, WebsocketEvent
 app = Chalice(app_name="offline-auth")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
-STATE: dict[str, list[Any]] = {"connect": [], "messages": []}
+
+def record(kind: str, authorizer: Any) -> None:
+    """What a handler saw, as one JSON line in $AUTH_STATE_FILE (handlers run in their own processes)."""
+    path = os.environ.get("AUTH_STATE_FILE")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"kind": kind, "authorizer": authorizer}) + "\n")
 
 
 @app.authorizer(header="x-token")
@@ -61,9 +69,9 @@ def open_route() -> dict[str, str]:
 
 @app.on_ws_connect()
 def connect(event: WebsocketEvent) -> None:
-    STATE["connect"].append(event.to_dict()["requestContext"].get("authorizer"))
+    record("connect", event.to_dict()["requestContext"].get("authorizer"))
 
 
 @app.on_ws_message()
 def message(event: WebsocketEvent) -> None:
-    STATE["messages"].append(event.to_dict()["requestContext"].get("authorizer"))
+    record("messages", event.to_dict()["requestContext"].get("authorizer"))

@@ -1,7 +1,9 @@
 """A small Chalice app that exercises every part of the offline runtime.
 
-Handlers record what they saw in ``STATE`` (same process as the tests), so
-the tests can assert on what the runtime delivered.
+Every function runs in worker processes of its own, so handlers record what
+they saw as JSON lines in ``$SAMPLE_STATE_FILE`` (one ``write`` per line, in
+append mode), and the tests read them back with ``state()`` in
+``test_offline_runtime.py``.
 """
 
 from __future__ import annotations
@@ -34,16 +36,17 @@ def ws_route(route_key: str) -> Any:
 
 
 _lock = threading.Lock()
-STATE: dict[str, Any] = {
-    "connect": [],
-    "connect_post": {},
-    "disconnect": [],
-    "messages": [],
-    "sqs_batches": [],
-    "sqs_receives": {},
-    "in_flight": 0,
-    "max_in_flight": 0,
-}
+CALLS = {"n": 0}  # module state: one counter per execution environment
+
+
+def record(kind: str, **data: Any) -> None:
+    """Append one observation for the tests (atomic for lines this short, across processes)."""
+    path = os.environ.get("SAMPLE_STATE_FILE")
+    if not path:
+        return
+    line = json.dumps({"kind": kind, "pid": os.getpid(), "t": time.time(), **data}) + "\n"
+    with _lock, open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
 
 
 @app.route("/hello")
@@ -51,12 +54,55 @@ def hello() -> dict[str, Any]:
     return {"hello": "world", "import_env": IMPORT_ENV, "worker_var": os.environ.get("WORKER_VAR")}
 
 
+@app.route("/lambda")
+def lambda_info() -> dict[str, Any]:
+    """What the execution environment looks like from inside: context, reserved variables, module state."""
+    context = app.lambda_context
+    CALLS["n"] += 1
+    return {
+        "pid": os.getpid(),
+        "calls": CALLS["n"],
+        "event": app.current_request.to_original_event(),
+        "context": {
+            "function_name": context.function_name,
+            "function_version": context.function_version,
+            "invoked_function_arn": context.invoked_function_arn,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+            "aws_request_id": context.aws_request_id,
+            "log_group_name": context.log_group_name,
+            "log_stream_name": context.log_stream_name,
+            "remaining_ms": context.get_remaining_time_in_millis(),
+        },
+        "env": {
+            k: v for k, v in os.environ.items() if k.startswith(("AWS_LAMBDA_", "AWS_REGION", "_HANDLER", "LAMBDA_"))
+        },
+        "tz": os.environ.get("TZ"),
+    }
+
+
+@app.route("/sleep")
+def sleep() -> dict[str, Any]:
+    seconds = float((app.current_request.query_params or {}).get("s", "0"))
+    time.sleep(seconds)
+    return {"slept": seconds, "pid": os.getpid(), "remaining_ms": app.lambda_context.get_remaining_time_in_millis()}
+
+
+@app.route("/big")
+def big() -> Response:
+    size = int(float((app.current_request.query_params or {}).get("mb", "1")) * 1024 * 1024)
+    return Response(body="x" * size, headers={"Content-Type": "text/plain"})
+
+
+@app.route("/upload", methods=["POST"], content_types=["application/octet-stream", "application/json"])
+def upload() -> dict[str, Any]:
+    return {"bytes": len(app.current_request.raw_body or b"")}
+
+
 @app.on_ws_connect()
 def connect(event: WebsocketEvent) -> Response | None:
     raw = event.to_dict()
     query = raw.get("queryStringParameters") or {}
-    with _lock:
-        STATE["connect"].append(raw)
+    record("connect", event=raw)
     if query.get("slow"):
         time.sleep(float(query["slow"]))
     # AWS: nothing can be posted to a connection while its $connect runs.
@@ -65,8 +111,7 @@ def connect(event: WebsocketEvent) -> Response | None:
         result = "sent"
     except WebsocketDisconnectedError:
         result = "gone"
-    with _lock:
-        STATE["connect_post"][event.connection_id] = result
+    record("connect_post", connectionId=event.connection_id, result=result)
     if query.get("deny"):
         return Response(status_code=403, body="")
     return None
@@ -74,8 +119,11 @@ def connect(event: WebsocketEvent) -> Response | None:
 
 @ws_route("echo")
 def echo(event: WebsocketEvent) -> None:
-    with _lock:
-        STATE["messages"].append(("echo", event.connection_id, event.body))
+    body = event.json_body
+    record("message", route="echo", connectionId=event.connection_id, body=event.body, phase="start")
+    if isinstance(body, dict) and body.get("sleep"):
+        time.sleep(float(body["sleep"]))
+    record("message", route="echo", connectionId=event.connection_id, body=event.body, phase="end")
     app.websocket_api.send(event.connection_id, json.dumps({"route": "echo", "body": event.json_body}))
 
 
@@ -95,42 +143,62 @@ def boom(event: WebsocketEvent) -> None:
 
 @app.on_ws_message()
 def default(event: WebsocketEvent) -> None:
-    with _lock:
-        STATE["messages"].append(("$default", event.connection_id, event.body))
+    record("message", route="$default", connectionId=event.connection_id, body=event.body)
     app.websocket_api.send(event.connection_id, json.dumps({"route": "$default", "body": event.body}))
 
 
 @app.on_ws_disconnect()
 def disconnect(event: WebsocketEvent) -> None:
-    with _lock:
-        STATE["disconnect"].append(event.connection_id)
+    record("disconnect", connectionId=event.connection_id, event=event.to_dict())
 
 
 @app.on_sqs_message(queue="offline-sample-jobs", batch_size=2, maximum_concurrency=5)
 def worker(event: SQSEvent) -> dict[str, Any]:
     """Fails a record while its receive count is <= its ``fail_times``."""
     records = event.to_dict()["Records"]
-    with _lock:
-        STATE["in_flight"] += 1
-        STATE["max_in_flight"] = max(STATE["max_in_flight"], STATE["in_flight"])
-        STATE["sqs_batches"].append(records)
+    record("sqs_start", records=records, worker_var=os.environ.get("WORKER_VAR"))
     try:
         failures = []
-        for record in records:
-            body = json.loads(record["body"])
-            count = int(record["attributes"]["ApproximateReceiveCount"])
-            with _lock:
-                STATE["sqs_receives"].setdefault(body["id"], []).append(count)
+        for item in records:
+            body = json.loads(item["body"])
+            count = int(item["attributes"]["ApproximateReceiveCount"])
+            record("sqs_receive", id=body["id"], count=count)
             time.sleep(float(body.get("sleep", 0)))
             if count <= int(body.get("fail_times", 0)):
                 if body.get("retry_now"):
                     boto3.client("sqs").change_message_visibility(
                         QueueUrl=os.environ["JOBS_QUEUE_URL"],
-                        ReceiptHandle=record["receiptHandle"],
+                        ReceiptHandle=item["receiptHandle"],
                         VisibilityTimeout=0,
                     )
-                failures.append({"itemIdentifier": record["messageId"]})
+                failures.append({"itemIdentifier": item["messageId"]})
         return {"batchItemFailures": failures}
     finally:
-        with _lock:
-            STATE["in_flight"] -= 1
+        record("sqs_end")
+
+
+@app.on_sqs_message(queue="offline-sample-plain", batch_size=2)
+def plain_worker(event: SQSEvent) -> dict[str, Any]:
+    """No ReportBatchItemFailures in the template: its batchItemFailures must be ignored."""
+    for item in event.to_dict()["Records"]:
+        body = json.loads(item["body"])
+        count = int(item["attributes"]["ApproximateReceiveCount"])
+        record("plain_receive", id=body["id"], count=count)
+        if count <= int(body.get("sleep_times", 1)):
+            time.sleep(float(body.get("sleep", 0)))
+    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event.to_dict()["Records"]]}
+
+
+@app.schedule("rate(1 minute)")
+def tick(event: Any) -> None:
+    """Sleeps and fails as ``$SAMPLE_STATE_FILE.tick`` says (JSON), so a test can make runs overlap and fail."""
+    control: dict[str, Any] = {}
+    path = os.environ.get("SAMPLE_STATE_FILE", "") + ".tick"
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            control = json.load(fh)
+    record("tick", id=event.to_dict()["id"], phase="start")
+    time.sleep(float(control.get("sleep", 0)))
+    record("tick", id=event.to_dict()["id"], phase="end")
+    if control.get("fail"):
+        raise RuntimeError("tick failed")
