@@ -39,6 +39,11 @@ def get_order(order_id: str) -> Response:
     return handlers.get_order(order_id, app.current_request)
 
 
+@app.route("/order/{order_id}", methods=["DELETE"], authorizer=client_key, api_key_required=True)
+def cancel_order(order_id: str) -> Response:
+    return handlers.cancel_order(order_id, app.current_request)
+
+
 @app.route("/orders", methods=["GET"], authorizer=client_key, api_key_required=True)
 def list_orders() -> Response:
     return handlers.list_orders(app.current_request)
@@ -94,6 +99,11 @@ def submit_test_orders() -> Response:
     return handlers.submit_test_orders(app.current_request)
 
 
+@app.route("/test/launch", methods=["POST"], content_types=_BODY_TYPES, authorizer=client_key, api_key_required=True)
+def launch_test_token() -> Response:
+    return handlers.launch_test_token(app.current_request)
+
+
 @app.route("/", methods=["GET"])
 def console_page() -> Response:
     return handlers.console_page(app.current_request)
@@ -122,6 +132,11 @@ def ws_message(event: Any) -> None:
 @app.schedule("rate(1 minute)")
 def sweeper(event: Any) -> dict[str, Any]:
     return handlers.sweep()
+
+
+@app.schedule("rate(1 minute)")
+def order_watcher(event: Any) -> dict[str, Any]:
+    return handlers.watch()
 
 
 @app.on_sqs_message(queue="solana-exec-orders", batch_size=1, maximum_concurrency=10)

@@ -22,6 +22,7 @@ from chalicelib.ports import MessageQueue, OrderStore, StatusNotifier
 from chalicelib.publisher import StatusPublisher
 from chalicelib.service import OrderService, SubscriptionService
 from chalicelib.stats import EngineStats
+from chalicelib.wiring_order_types import OrderCanceller, OrderWatcher, attach_order_types
 
 __all__ = ["Engine", "build_engine", "engine"]
 
@@ -42,6 +43,8 @@ class Engine:
     stats: EngineStats
     clients: ClientDirectory
     wallet: str | None = None  # the public key that signs the engine's swaps
+    watcher: OrderWatcher | None = None  # limit and sniper orders (issue 17)
+    canceller: OrderCanceller | None = None
 
 
 def _clients(settings: Settings) -> ClientDirectory:
@@ -100,7 +103,7 @@ def build_engine(
         registry=tokens,
         lease_s=settings.attempt_lease_s,
     )
-    return Engine(
+    eng = Engine(
         settings=settings,
         tokens=tokens,
         store=store,
@@ -116,6 +119,8 @@ def build_engine(
         clients=clients if clients is not None else _clients(settings),
         wallet=wallet,
     )
+    attach_order_types(eng, router, publisher)
+    return eng
 
 
 _engine: Engine | None = None

@@ -56,6 +56,9 @@ class Settings:
     chain_expire_ppm: int = 0
     stranded_after_s: int = 30
     max_body_bytes: int = 16 * 1024
+    # The watcher of limit and sniper orders (issue 17, docs/decisions/012).
+    watch_window_s: float = 50.0
+    watch_tick_s: float = 2.0
     # Clients and limits (issue 15, docs/threat-model.md). API_KEYS defaults to one local admin
     # `dev:dev-key:admin` only off Lambda; deployed, keys live hashed in the clients table.
     api_keys: str = ""
@@ -99,6 +102,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stranded_after_s=int(env.get("STRANDED_AFTER_S", "30")),
         console_websocket_url=env.get("WS_PUBLIC_URL") or env.get("WEBSOCKET_API_URL") or None,
         ws_port=int(env.get("WS_PORT") or 8001),
+        watch_window_s=float(env.get("WATCH_WINDOW_S") or 50.0),
+        watch_tick_s=float(env.get("WATCH_TICK_S") or 2.0),
         api_keys=env.get("API_KEYS", "" if env.get("AWS_LAMBDA_FUNCTION_NAME") else DEFAULT_API_KEYS),
         clients_table=env.get("CLIENTS_TABLE", ""),
         max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),

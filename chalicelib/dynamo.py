@@ -24,6 +24,7 @@ from chalicelib.records import dumps, merged_details, record_from_parts, request
 __all__ = ["DynamoOrderStore", "OrderModel", "bind_tables"]
 
 _LIST_KEY = "orders"
+_WATCH_KEY = "waiting"
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
@@ -48,6 +49,17 @@ class ByCreatedAt(GlobalSecondaryIndex["OrderModel"]):
         projection = AllProjection()
 
     listKey = UnicodeAttribute(hash_key=True)
+    createdAt = UnicodeAttribute(range_key=True)
+
+
+class ByWatch(GlobalSecondaryIndex["OrderModel"]):
+    """Waiting orders only (watchKey is removed when an order leaves `waiting`)."""
+
+    class Meta:
+        index_name = "byWatch"
+        projection = AllProjection()
+
+    watchKey = UnicodeAttribute(hash_key=True)
     createdAt = UnicodeAttribute(range_key=True)
 
 
@@ -76,8 +88,11 @@ class OrderModel(Model):
     fingerprint = UnicodeAttribute(default="")
     updatedAt = UnicodeAttribute(null=True)
     version = NumberAttribute(default=0)
+    # Set only while the order is `waiting` (limit and sniper orders): a sparse index.
+    watchKey = UnicodeAttribute(null=True)
     client = UnicodeAttribute(null=True)
     by_created_at = ByCreatedAt()
+    by_watch = ByWatch()
     by_client = ByClient()
 
 
@@ -155,6 +170,10 @@ class DynamoOrderStore:
             OrderModel.details.set(dumps(merged_details(record.details, details))),
             OrderModel.updatedAt.set(event["timestamp"]),
         ]
+        if event["status"] == Status.WAITING.value:
+            actions.append(OrderModel.watchKey.set(_WATCH_KEY))
+        elif record.status is Status.WAITING:
+            actions.append(OrderModel.watchKey.remove())
         if attempts is not None:
             actions.append(OrderModel.attempts.set(attempts))
         if round_ is not None:
@@ -244,3 +263,8 @@ class DynamoOrderStore:
             filter_condition=OrderModel.status == Status.PENDING.value,
         )
         return [_to_record(item) for item in results]
+
+    def waiting_since(self, created_after: str | None) -> list[OrderRecord]:
+        condition = OrderModel.createdAt > created_after if created_after else None
+        results = OrderModel.by_watch.query(_WATCH_KEY, condition, scan_index_forward=True)
+        return [_to_record(item) for item in results if item.status == Status.WAITING.value]

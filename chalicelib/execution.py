@@ -30,6 +30,7 @@ from chalicelib.metrics import record_confirmed, record_failed, record_retry
 from chalicelib.orders import OrderRecord, Status, can_transition, plain_decimal, status_event, utc_now_iso
 from chalicelib.ports import OrderStore
 from chalicelib.publisher import StatusPublisher
+from chalicelib.triggers import expired, floor_out, waiting_fields
 
 __all__ = ["AttemptOutcome", "OrderExecutor"]
 
@@ -71,6 +72,8 @@ class OrderExecutor:
         self.chain = chain
         self.retry_delays_s = retry_delays_s
         self.registry = registry
+        # Re-reads the pool registry (new pools and their mints); set by the wiring on a cluster.
+        self.discover: Callable[[], object] | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -124,11 +127,29 @@ class OrderExecutor:
             self._confirm(record, _plan_from(record, self.registry), _submission_from(record))
             return
         request = record.request
+        if request.conditional and record.status is Status.PENDING:
+            self._write(record, Status.WAITING, waiting_fields(record), {})  # the watcher takes it from here
+            return
+        if record.status is Status.WAITING and self.discover is not None:
+            self.discover()  # a sniper's mint may have been listed since (a new pool)
         token_in = self.registry.resolve(request.token_in)
         token_out = self.registry.resolve(request.token_out)
+        if record.status is Status.WAITING and (token_in is None or token_out is None):
+            return  # not listed yet: still waiting
         if token_in is None or token_out is None:
             raise PermanentExecutionError("token no longer supported", reason="unsupported_token")
-        plan = self.market.route(token_in, token_out, request.amount_in)
+        if record.status is Status.WAITING:
+            if expired(record, self.clock_ms()):
+                self._write(record, Status.EXPIRED, {"reason": "expired"}, {})
+                return
+            try:
+                plan = self.market.route(token_in, token_out, request.amount_in)
+            except MarketError:
+                return  # no pool (yet) or no liquidity: still waiting
+            if plan.amount_out < floor_out(request, token_out.decimals):
+                return  # the price moved back before this delivery: still waiting
+        else:
+            plan = self.market.route(token_in, token_out, request.amount_in)
         quotes = [q.to_message(token_in, token_out) for q in plan.quotes]
         legs = [leg.to_message(token_in, token_out) for leg in plan.legs]
         previous_error = record.details.get("lastError") if attempt > 1 or round_ > 1 else None
@@ -152,7 +173,8 @@ class OrderExecutor:
             "routed",
             extra={"orderId": record.order_id, "attempt": attempt, "dex": plan.dex, "quotes": quotes, "route": legs},
         )
-        min_out = request.min_amount_out(plan.amount_out)
+        # A limit or sniper order's floor never lets the program fill below its price.
+        min_out = max(request.min_amount_out(plan.amount_out), floor_out(request, token_out.decimals))
         min_out_text = plain_decimal(self.registry.to_decimal(token_out, min_out))
         record = self._write(record, Status.BUILDING, {"minAmountOut": min_out_text}, {})
         signed = self.chain.build(plan, min_out, memo=f"{record.order_id}/{round_}/{attempt}")

@@ -19,6 +19,7 @@ from chalicelib.access import connection_client, request_client, require_admin
 from chalicelib.bootstrap import engine
 from chalicelib.clients import Unauthorized, client_from_context
 from chalicelib.errors import EngineError, InvalidOrder, OrderNotFound
+from chalicelib.launch import launch_token
 from chalicelib.logs import logger
 from chalicelib.metrics import flush as flush_metrics
 from chalicelib.orders import OrderRecord
@@ -27,6 +28,7 @@ from chalicelib.service import ConnectionNotReady, error_body
 from chalicelib.validation import parse_json_body, parse_order
 
 __all__ = [
+    "cancel_order",
     "console_page",
     "contract_errors",
     "dlq_clear",
@@ -36,12 +38,14 @@ __all__ = [
     "engine_stats",
     "get_order",
     "health",
+    "launch_test_token",
     "list_orders",
     "list_tokens",
     "process_orders",
     "process_replays",
     "submit_order",
     "sweep",
+    "watch",
     "ws_connect",
     "ws_message",
 ]
@@ -243,6 +247,43 @@ def _header(request: Any, name: str) -> str | None:
         if key.lower() == name:
             return str(value)
     return None
+
+
+# -- limit and sniper orders (issue 17) ------------------------------------------------
+
+
+def cancel_order(order_id: str, request: Any) -> Response:
+    def run() -> Response:
+        client = request_client(request.context).name
+        return _json(_order_types(engine()).canceller.cancel(order_id, client).to_public())
+
+    return _guard(run)
+
+
+def launch_test_token(request: Any) -> Response:
+    def run() -> Response:
+        require_admin(request.context)
+        eng = engine()
+        _test_endpoints_enabled(eng)
+        body = parse_json_body(request.raw_body or b"{}", eng.settings.max_body_bytes)
+        return _json(launch_token(eng.settings.solana_rpc_url, body), 201)
+
+    return _guard(run)
+
+
+def watch() -> dict[str, Any]:
+    """Scheduled: tick the watcher for most of a minute (docs/decisions/012)."""
+    eng = _order_types(engine())
+    summary = eng.watcher.run(eng.settings.watch_window_s, eng.settings.watch_tick_s)
+    if summary["triggered"] or summary["expired"]:
+        logger.info("watch", extra=summary)
+    return summary
+
+
+def _order_types(eng: Any) -> Any:
+    if eng.watcher is None or eng.canceller is None:
+        raise RuntimeError("the engine was built without its order-type parts")
+    return eng
 
 
 # -- WebSocket --------------------------------------------------------------------------

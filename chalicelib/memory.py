@@ -139,6 +139,15 @@ class MemoryOrderStore:
                 if r.status is Status.PENDING and since_iso <= r.created_at <= until_iso
             ]
 
+    def waiting_since(self, created_after: str | None) -> list[OrderRecord]:
+        with self._lock:
+            found = [
+                r
+                for r in self._items.values()
+                if r.status is Status.WAITING and (created_after is None or r.created_at > created_after)
+            ]
+        return [self._copy(r) for r in sorted(found, key=lambda r: r.created_at)]  # type: ignore[misc]
+
     @staticmethod
     def _copy(record: OrderRecord | None) -> OrderRecord | None:
         if record is None:
@@ -159,6 +168,10 @@ class MemoryQueue:
         self.sent.append(body)
         self._next += 1
         self._live[str(self._next)] = body
+
+    def send_batch(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            self.send(body)
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         self.visibility[receipt_handle] = seconds

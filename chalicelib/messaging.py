@@ -45,6 +45,19 @@ class SqsQueue(_LazyClient):
     def send(self, body: dict[str, Any]) -> None:
         self.client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
 
+    def send_batch(self, bodies: list[dict[str, Any]]) -> None:
+        """Up to ten messages per SendMessageBatch; an entry SQS refuses is sent again on its own."""
+        for start in range(0, len(bodies), 10):
+            chunk = bodies[start : start + 10]
+            answer = self.client.send_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": json.dumps(b, separators=(",", ":"))} for i, b in enumerate(chunk)
+                ],
+            )
+            for failed in answer.get("Failed", []):
+                self.send(chunk[int(failed["Id"])])
+
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         self.client.change_message_visibility(
             QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43200))

@@ -27,12 +27,20 @@ class Status(enum.StrEnum):
     SUBMITTED = "submitted"
     CONFIRMED = "confirmed"
     FAILED = "failed"
+    # limit and sniper orders (issue 17): waiting for their trigger, or ended without one.
+    WAITING = "waiting"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
-TERMINAL = frozenset({Status.CONFIRMED, Status.FAILED})
+TERMINAL = frozenset({Status.CONFIRMED, Status.FAILED, Status.CANCELLED, Status.EXPIRED})
 
 _FORWARD: dict[Status, frozenset[Status]] = {
-    Status.PENDING: frozenset({Status.ROUTING, Status.FAILED}),
+    Status.PENDING: frozenset({Status.ROUTING, Status.FAILED, Status.WAITING, Status.CANCELLED}),
+    # a limit or sniper order leaves `waiting` once: triggered (routing), cancelled or expired.
+    Status.WAITING: frozenset({Status.ROUTING, Status.CANCELLED, Status.EXPIRED}),
+    Status.CANCELLED: frozenset(),
+    Status.EXPIRED: frozenset(),
     # routing again is a retry: the next attempt starts over.
     Status.ROUTING: frozenset({Status.ROUTING, Status.BUILDING, Status.FAILED}),
     Status.BUILDING: frozenset({Status.ROUTING, Status.SUBMITTED, Status.FAILED}),
@@ -97,10 +105,22 @@ class OrderRequest:
     amount_in: int
     slippage: Decimal
     order_type: str = "market"
+    # limit: tokenOut per tokenIn at least; sniper: tokenIn per tokenOut at most (issue 17).
+    limit_price: Decimal | None = None
+    max_price: Decimal | None = None
+    expires_in_s: int | None = None
+
+    @property
+    def conditional(self) -> bool:
+        """A limit or sniper order: it waits for its trigger before it executes."""
+        return self.order_type in ("limit", "sniper")
 
     def fingerprint(self) -> str:
         """What makes two requests 'the same body' for Idempotency-Key purposes."""
-        return f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage.normalize()}"
+        base = f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage.normalize()}"
+        if self.conditional:
+            base += f"|{self.limit_price}|{self.max_price}|{self.expires_in_s}"
+        return base
 
     def min_amount_out(self, quoted_out: int) -> int:
         """The slippage floor in base units: never above what was quoted, rounded down."""
@@ -113,7 +133,18 @@ class OrderRequest:
             "tokenOut": self.token_out,
             "amount": plain_decimal(self.amount),
             "slippage": plain_decimal(self.slippage),
+            **self._trigger_public(),
         }
+
+    def _trigger_public(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.limit_price is not None:
+            fields["limitPrice"] = plain_decimal(self.limit_price)
+        if self.max_price is not None:
+            fields["maxPrice"] = plain_decimal(self.max_price)
+        if self.expires_in_s is not None:
+            fields["expiresInS"] = self.expires_in_s
+        return fields
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,12 @@ class OrderStore(Protocol):
     def pending_between(self, since_iso: str, until_iso: str) -> list[OrderRecord]:
         """Orders created in [since, until] that are still `pending`."""
 
+    def waiting_since(self, created_after: str | None) -> list[OrderRecord]:
+        """Orders `waiting` for their trigger, created after `created_after` (all if None), oldest first.
+
+        A sparse index holds only waiting orders: the watcher reads what waits, not every order.
+        """
+
 
 class MessageQueue(Protocol):
     def send(self, body: dict[str, Any]) -> None: ...

@@ -29,7 +29,7 @@ def merged_details(current: dict[str, Any], changes: dict[str, Any]) -> dict[str
 
 
 def request_to_dict(request: OrderRequest) -> dict[str, str]:
-    return {
+    data = {
         "tokenIn": request.token_in,
         "tokenOut": request.token_out,
         "amount": str(request.amount),
@@ -37,6 +37,14 @@ def request_to_dict(request: OrderRequest) -> dict[str, str]:
         "slippage": str(request.slippage),
         "type": request.order_type,
     }
+    for key, value in (
+        ("limitPrice", request.limit_price),
+        ("maxPrice", request.max_price),
+        ("expiresInS", request.expires_in_s),
+    ):
+        if value is not None:
+            data[key] = str(value)
+    return data
 
 
 def request_to_json(request: OrderRequest) -> str:
@@ -55,6 +63,9 @@ def request_from_dict(data: dict[str, Any]) -> OrderRequest:
         amount_in=int(data["amountIn"]),
         slippage=Decimal(data["slippage"]),
         order_type=data.get("type", "market"),
+        limit_price=Decimal(data["limitPrice"]) if data.get("limitPrice") else None,
+        max_price=Decimal(data["maxPrice"]) if data.get("maxPrice") else None,
+        expires_in_s=int(data["expiresInS"]) if data.get("expiresInS") else None,
     )
 
 

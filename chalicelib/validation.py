@@ -8,10 +8,13 @@ from typing import Any, Protocol
 
 from chalicelib.errors import InvalidOrder
 from chalicelib.orders import OrderRequest
+from chalicelib.triggers import parse_trigger, sniper_token_out
 
 __all__ = ["TokenLookup", "parse_json_body", "parse_order"]
 
-_ALLOWED_FIELDS = frozenset({"tokenIn", "tokenOut", "amount", "slippage", "slippageBps", "type"})
+_ALLOWED_FIELDS = frozenset(
+    {"tokenIn", "tokenOut", "amount", "slippage", "slippageBps", "type", "limitPrice", "maxPrice", "expiresInS"}
+)
 _MAX_NUMBER_TEXT = 64
 
 
@@ -90,17 +93,22 @@ def parse_order(body: Any, tokens: Any) -> OrderRequest:
     if unknown:
         raise InvalidOrder(f"unknown field(s): {', '.join(k[:40] for k in unknown[:5])}", field=unknown[0][:40])
     order_type = body.get("type", "market")
-    if order_type != "market":
+    if order_type not in ("market", "limit", "sniper"):
         raise InvalidOrder(
-            "type must be 'market': other order types are not supported yet",
+            "type must be 'market', 'limit' or 'sniper'",
             field="type",
             code="unsupported_order_type",
         )
     for required in ("tokenIn", "tokenOut", "amount"):
         if required not in body:
             raise InvalidOrder(f"{required} is required", field=required)
+    trigger = parse_trigger(body, order_type)
     token_in = _token(body["tokenIn"], "tokenIn", tokens)
-    token_out = _token(body["tokenOut"], "tokenOut", tokens)
+    token_out = (
+        sniper_token_out(body["tokenOut"], tokens)
+        if order_type == "sniper"
+        else _token(body["tokenOut"], "tokenOut", tokens)
+    )
     if token_in.symbol == token_out.symbol:
         raise InvalidOrder("tokenIn and tokenOut must differ", field="tokenOut")
     amount = _decimal(body["amount"], "amount")
@@ -118,5 +126,6 @@ def parse_order(body: Any, tokens: Any) -> OrderRequest:
         amount=amount,
         amount_in=amount_in,
         slippage=slippage,
-        order_type="market",
+        order_type=order_type,
+        **trigger,
     )

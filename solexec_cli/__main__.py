@@ -17,6 +17,7 @@ from solexec_cli import __version__
 from solexec_cli.client import ApiError, RestClient
 from solexec_cli.render import kv_lines, pct, status_line, table
 from solexec_cli.stream import StreamError, StreamTimeout, follow_order
+from solexec_cli.triggers import trigger_fields, trigger_text
 
 __all__ = ["main"]
 
@@ -56,12 +57,15 @@ class Cli:
 def cmd_submit(cli: Cli) -> int:
     a = cli.args
     body = {"tokenIn": a.token_in, "tokenOut": a.token_out, "amount": a.amount, "slippage": a.slippage}
+    body.update(trigger_fields(a))
     headers = {"Idempotency-Key": a.idempotency_key} if a.idempotency_key else None
     order = cli.rest.call("POST", "/order", body, headers=headers)
     if not a.watch:
         human = (
             f"order {order['orderId']} {order['status']}: {order.get('amount')} {order.get('tokenIn')} -> "
-            f"{order.get('tokenOut')}, slippage {pct(order.get('slippage', a.slippage))}\n"
+            f"{order.get('tokenOut')}, slippage {pct(order.get('slippage', a.slippage))}"
+            + (f", {trigger_text(order)}" if trigger_text(order) else "")
+            + "\n"
             f"follow it: solexec watch {order['orderId']}"
         )
         cli.out(human, order)
@@ -89,10 +93,17 @@ def cmd_orders(cli: Cli) -> int:
             o.get("status"),
             o.get("dex", ""),
             o.get("amountOut", ""),
+            trigger_text(o),
         )
         for o in page.get("items", [])
     ]
-    cli.out(table(["created", "order", "pair", "amount", "status", "dex", "amountOut"], rows), page)
+    cli.out(table(["created", "order", "pair", "amount", "status", "dex", "amountOut", "trigger"], rows), page)
+    return EXIT_OK
+
+
+def cmd_cancel(cli: Cli) -> int:
+    order = cli.rest.call("DELETE", f"/order/{cli.args.order_id}")
+    cli.out(f"order {order['orderId']} {order['status']}", order)
     return EXIT_OK
 
 
@@ -168,14 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"solexec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    p = sub.add_parser("submit", parents=[common, wait], help="submit a market order")
+    p = sub.add_parser("submit", parents=[common, wait], help="submit an order (market, limit, sniper)")
     p.add_argument("--in", dest="token_in", required=True, metavar="TOKEN", help="token to sell (symbol or mint)")
     p.add_argument("--out", dest="token_out", required=True, metavar="TOKEN", help="token to buy")
     p.add_argument("--amount", required=True, help="amount of the token sold, in whole units (1.5)")
     p.add_argument("--slippage", default="0.01", help="fraction, 0 < s <= 1 (default 0.01 = 1%%)")
     p.add_argument("--idempotency-key", help="resubmitting with the same key returns the same order")
     p.add_argument("--watch", action="store_true", help="follow the order; exit 0 if confirmed, 1 if failed")
+    p.add_argument("--type", choices=("market", "limit", "sniper"), default="market", help="order type")
+    p.add_argument("--limit-price", help="limit: at least this much --out per --in, after fees")
+    p.add_argument("--max-price", help="sniper: at most this much --in per --out (--out may be a new mint)")
+    p.add_argument("--expires-in", type=_positive_int, help="limit/sniper: seconds before it expires")
     p.set_defaults(run=cmd_submit)
+
+    p = sub.add_parser("cancel", parents=[common], help="cancel a waiting limit or sniper order")
+    p.add_argument("order_id", metavar="ID")
+    p.set_defaults(run=cmd_cancel)
 
     p = sub.add_parser("watch", parents=[common, wait], help="follow an order to its end")
     p.add_argument("order_id", metavar="ID")

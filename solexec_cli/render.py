@@ -37,6 +37,9 @@ def _quotes(event: dict[str, Any]) -> str:
     return text
 
 
+from solexec_cli.triggers import waiting_detail  # noqa: E402
+
+
 def status_line(event: dict[str, Any], token_out: str = "") -> str:
     """One line per status: time, status, then what that status carries."""
     status = str(event.get("status"))
@@ -59,6 +62,8 @@ def status_line(event: dict[str, Any], token_out: str = "") -> str:
         )
     elif status == "failed":
         detail = f"{event.get('error')} after {event.get('attempts')} attempt(s)"
+    elif status == "waiting":
+        detail = waiting_detail(event)
     else:
         detail = ""
     return f"{_clock(event.get('timestamp'))}  {status:<9}  {detail}".rstrip()

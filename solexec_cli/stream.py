@@ -15,7 +15,7 @@ import websocket
 
 __all__ = ["TERMINAL", "StreamError", "StreamTimeout", "follow_order"]
 
-TERMINAL = frozenset({"confirmed", "failed"})
+TERMINAL = frozenset({"confirmed", "failed", "cancelled", "expired"})
 
 
 class StreamError(Exception):

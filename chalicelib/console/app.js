@@ -5,7 +5,7 @@
   // "/" locally, "/api/" on AWS: every REST call is relative to the page.
   const BASE = location.pathname.replace(/[^/]*$/, "");
   const WS_URL = document.querySelector('meta[name="ws-url"]').content || `ws://${location.hostname}:8001`;
-  const TERMINAL = new Set(["confirmed", "failed"]);
+  const TERMINAL = new Set(["confirmed", "failed", "cancelled", "expired"]);
   const POLL_MS = 3000;
   const KEY_STORE = "solexec.apiKey";
   let apiKey = localStorage.getItem(KEY_STORE) || "";
@@ -100,7 +100,7 @@
     const order = orders.get(ev.orderId);
     if (!order || order.events.has(ev.seq)) return; // not ours, or a repeat after a reconnect
     order.events.set(ev.seq, ev);
-    if (ev.status === "pending") Object.assign(order.meta, { tokenIn: ev.tokenIn, tokenOut: ev.tokenOut, amount: ev.amount, slippage: ev.slippage });
+    if (ev.status === "pending") Object.assign(order.meta, { tokenIn: ev.tokenIn, tokenOut: ev.tokenOut, amount: ev.amount, slippage: ev.slippage, orderType: ev.orderType });
     render(order);
     if (TERMINAL.has(ev.status)) {
       refreshOrders();
@@ -114,6 +114,13 @@
     const oid = $(".oid", card);
     oid.textContent = short(orderId);
     oid.title = orderId;
+    const cancel = $(".cancel", card);
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      const { ok, data } = await api("DELETE", `order/${encodeURIComponent(orderId)}`);
+      if (!ok) cancel.title = (data && data.message) || "not cancelled";
+      cancel.disabled = false;
+    });
     return card;
   }
 
@@ -125,6 +132,7 @@
     const pill = $(".status", card);
     pill.textContent = status;
     pill.className = `status s-${status}`;
+    $(".cancel", card).hidden = !(["limit", "sniper"].includes(meta.orderType || meta.type) && ["pending", "waiting"].includes(status));
 
     const events = [...order.events.values()].sort((a, b) => a.seq - b.seq);
     const start = events.length ? new Date(events[0].timestamp).getTime() : 0;
@@ -160,9 +168,24 @@
         return h("span", {}, `${amt(ev.amountOut)} ${out} at ${amt(ev.executedPrice)} on ${ev.dex}`);
       case "failed":
         return h("span", { class: "err" }, `${ev.error} (after ${ev.attempts} attempt${ev.attempts === 1 ? "" : "s"})`);
+      case "waiting":
+        return triggerText(ev, meta);
+      case "cancelled":
+      case "expired":
+        return h("span", { class: "err" }, ev.reason || ev.status);
       default:
         return "";
     }
+  }
+
+  // A waiting order's trigger: limit vs the price it waits for, or the pool a sniper waits for; time left.
+  function triggerText(ev, meta) {
+    const t = ev.trigger || {};
+    const left = ev.expiresAt ? Math.max(0, Math.round((new Date(ev.expiresAt).getTime() - Date.now()) / 1000)) : null;
+    const until = left === null ? "" : ` · expires ${clock(ev.expiresAt)} (${left} s left)`;
+    if (t.limitPrice) return h("span", { class: "trigger" }, `until ${meta.tokenOut || ""} per ${meta.tokenIn || ""} ≥ ${t.limitPrice}${until}`);
+    if (t.maxPrice) return h("span", { class: "trigger" }, `until a pool exists, then at most ${t.maxPrice} ${meta.tokenIn || ""} each${until}`);
+    return until;
   }
 
   // The routing decision: the chosen venue and the route's legs, then every venue's quote.
@@ -206,6 +229,7 @@
       );
     }
     if (last.status === "failed") return h("span", { class: "err" }, `✘ failed after ${last.attempts} attempts: ${last.error}`);
+    if (last.status === "cancelled" || last.status === "expired") return h("span", { class: "err" }, `✘ ${last.status}: never executed`);
     return null;
   }
 
@@ -313,6 +337,12 @@
     clearErrors();
     const f = form.elements;
     const body = { tokenIn: f.tokenIn.value, tokenOut: f.tokenOut.value, amount: f.amount.value.trim(), slippage: f.slippage.value.trim() };
+    if (f.type.value !== "market") {
+      body.type = f.type.value;
+      body[f.type.value === "limit" ? "limitPrice" : "maxPrice"] = f.price.value.trim();
+      if (f.expiresInS.value.trim()) body.expiresInS = Number(f.expiresInS.value.trim());
+      if (f.type.value === "sniper" && f.mint.value.trim()) body.tokenOut = f.mint.value.trim();
+    }
     const count = Math.max(1, Math.min(100, parseInt(f.count.value, 10) || 1));
     f.submit.disabled = true;
     try {

@@ -179,3 +179,25 @@ def _connections_for(rt: Runtime, order_id: str) -> list[str]:
         if entry.get("event") == "ws_connect" and entry.get("status") == 200 and query.get("orderId") == order_id:
             ids.append(entry["connectionId"])
     return ids
+
+
+def test_a_limit_order_is_placed_listed_with_its_trigger_and_cancelled(cli_rt):
+    # WHEN a limit order far above the market is placed
+    run = solexec(
+        cli_rt, "--json", "submit", "--in", "SOL", "--out", "USDC", "--amount", "1",
+        "--type", "limit", "--limit-price", "1000000", "--expires-in", "600",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    order = json.loads(run.stdout)
+    assert order["type"] == "limit" and order["limitPrice"] == "1000000" and order["expiresInS"] == 600
+    wait_until(lambda: http("GET", f"{cli_rt.rest}/order/{order['orderId']}")[1]["status"] == "waiting", 20, "waiting")
+    # THEN `orders --status waiting` lists it with the trigger and the time left
+    listed = solexec(cli_rt, "orders", "--status", "waiting")
+    assert listed.returncode == 0, listed.stderr
+    line = next(row for row in listed.stdout.splitlines() if order["orderId"] in row)
+    assert "limit >= 1000000 USDC/SOL" in line and " s left" in line, line
+    # AND `cancel` cancels it; a second cancel is refused (409, exit 2)
+    cancelled = solexec(cli_rt, "cancel", order["orderId"])
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout, cancelled.stderr
+    again = solexec(cli_rt, "cancel", order["orderId"])
+    assert again.returncode == 2 and "no longer be cancelled" in again.stderr, again.stderr

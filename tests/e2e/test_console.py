@@ -259,3 +259,28 @@ def _save_screenshot(png: bytes, path: Path) -> None:
         return
     image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=96)
     image.save(path, optimize=True)
+
+
+def test_a_limit_order_waits_shows_its_trigger_and_is_cancelled_from_its_card(browser, console_rt):
+    page = _open(browser, console_rt)
+    try:
+        # WHEN a limit order far above the market is placed from the form
+        page.select_option("select[name=type]", "limit")
+        page.fill("input[name=price]", "1000000")
+        page.fill("input[name=expiresInS]", "600")
+        page.fill("input[name=count]", "1")
+        with page.expect_response(lambda r: r.url.endswith("/order") and r.request.method == "POST") as posted:
+            page.click("#submit")
+        order_id = posted.value.json()["orderId"]
+        card = f'.card[data-order-id="{order_id}"]'
+        # THEN its card shows it waiting, with the trigger and the time left
+        page.wait_for_selector(f'{card}[data-status="waiting"]', timeout=20_000)
+        trigger = page.inner_text(f"{card} .ev-waiting .detail")
+        assert "≥ 1000000" in trigger and "s left" in trigger, trigger
+        # AND its cancel button cancels it; the card ends `cancelled`, nothing executed
+        page.click(f"{card} .cancel")
+        page.wait_for_selector(f'{card}[data-status="cancelled"]', timeout=10_000)
+        assert _timeline(page, order_id) == ["pending", "waiting", "cancelled"]
+        assert page.is_hidden(f"{card} .cancel")
+    finally:
+        page.close()

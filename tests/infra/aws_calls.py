@@ -15,6 +15,7 @@ import importlib.util
 import json
 import sys
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ FUNCTIONS = {
     "order_worker": "OrderWorker",
     "ws_replay": "WsReplay",
     "sweeper": "Sweeper",
+    "order_watcher": "OrderWatcher",
     "client_key": "ClientKey",
     "ws_authorizer": "WsAuthorizer",
 }
@@ -236,6 +238,7 @@ def record_function_grants(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
             "DEX_SUBMIT_MS": "0",
             "ATTEMPT_LEASE_S": "0",
             "STRANDED_AFTER_S": "0",
+            "WATCH_WINDOW_S": "0",
         }
     )
     for key, value in env.items():
@@ -372,7 +375,31 @@ def _drive(client: Any, recorder: CallRecorder, sqs: Any, urls: dict, arns: dict
     with recorder.as_function("api_handler"):
         client.http.delete("/api/dlq/clear/failed")
         client.http.delete("/api/dlq/clear")
+    _limit_orders(client, recorder, sqs, orders_url, bootstrap)
     _wallet_secret(recorder)
+
+
+def _limit_orders(client: Any, recorder: CallRecorder, sqs: Any, orders_url: str, bootstrap: Any) -> None:
+    """Limit orders (issue 17): the watcher triggers one, expires one (pushed), the API cancels one."""
+    from chalicelib.orders import SubscriberMode
+
+    json_headers = {"Content-Type": "application/json"}
+    base = {"type": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "slippage": "0.01"}
+    ids = []
+    with recorder.as_function("api_handler"):
+        for price, expires in (("0.0001", 600), ("1000000", 1), ("1000000", 600)):
+            body = json.dumps({**base, "limitPrice": price, "expiresInS": expires})
+            ids.append(json.loads(client.http.post("/order", headers=json_headers, body=body).body)["orderId"])
+    eng = bootstrap.engine()
+    for order_id in ids:  # the worker's first delivery: pending -> waiting (its calls are the worker's, counted above)
+        eng.executor.run(order_id, 1, 1)
+    eng.store.add_subscriber(ids[1], "conn-w", SubscriberMode.OPEN)
+    time.sleep(1.1)
+    with recorder.as_function("order_watcher"):
+        client.lambda_.invoke("order_watcher", _SCHEDULED_EVENT)
+    with recorder.as_function("api_handler"):
+        client.http.delete(f"/order/{ids[2]}")
+    _keep_only(sqs, orders_url, [])
 
 
 def _wallet_secret(recorder: CallRecorder) -> None:

@@ -154,3 +154,15 @@ def test_list_recent_newest_first_with_pagination_and_status(stores):
     assert token2 is None or store.list_recent(3, None, token2)[0] == []
     routing, _ = store.list_recent(10, Status.ROUTING, None)
     assert [r.order_id for r in routing] == ["o-3"]
+
+
+def test_waiting_since_holds_only_waiting_orders_oldest_first(stores):
+    store, _ = stores
+    for i in range(4):
+        store.create(_order(f"w-{i}", f"2026-11-25T10:00:0{i}.000Z"))
+        store.append_status(store.get(f"w-{i}"), status_event(f"w-{i}", Status.WAITING, 2), {})
+    store.create(_order("p-9", "2026-11-25T10:00:09.000Z"))  # pending: not in the index
+    leaving = store.get("w-1")
+    store.append_status(leaving, status_event("w-1", Status.CANCELLED, 3), {})
+    assert [r.order_id for r in store.waiting_since(None)] == ["w-0", "w-2", "w-3"]
+    assert [r.order_id for r in store.waiting_since("2026-11-25T10:00:02.000Z")] == ["w-3"]

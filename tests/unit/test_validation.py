@@ -53,7 +53,7 @@ def test_floats_never_enter_the_engine():
         ({"tokenIn": 5, "tokenOut": "USDC", "amount": 1, "slippage": 0.01}, "tokenIn", "invalid_order"),
         ({"tokenIn": "usdc", "tokenOut": "USDC", "amount": 1, "slippage": 0.01}, "tokenOut", "invalid_order"),
         (
-            {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippage": 0.01, "type": "limit"},
+            {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippage": 0.01, "type": "stop"},
             "type",
             "unsupported_order_type",
         ),

@@ -1,0 +1,207 @@
+"""The watcher: waiting limit and sniper orders, their pools read once per pair per tick.
+
+One scheduled function (docs/decisions/012) runs `run()`: a loop of ticks for most of a
+minute. Each tick reads the waiting orders added since the last one (a sparse index),
+groups every waiting order by pair, reads each pair's pools once (two RPC round trips,
+whatever the number of orders on it), quotes each order's amount on that one snapshot
+in memory, and queues the orders whose floor is reached. The order worker makes the
+conditional write `waiting -> routing`, so a trigger sent twice executes once. Orders
+whose time ran out are written `expired` here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.errors import StaleWrite
+from chalicelib.logs import logger
+from chalicelib.market import MarketError, Token, TokenRegistry
+from chalicelib.orders import OrderRecord, Status, status_event
+from chalicelib.ports import MessageQueue, OrderStore
+from chalicelib.publisher import StatusPublisher
+from chalicelib.triggers import expired, floor_out
+
+__all__ = ["OrderWatcher", "TickReport", "pair_quoter"]
+
+Quoter = Callable[[int], int]  # amount in (base units) -> best amount out on one snapshot
+
+
+def pair_quoter(market: Any, token_in: Token, token_out: Token) -> Quoter:
+    """Read the pair's pools once; the returned function quotes any amount on that state."""
+    snapshot = getattr(market, "snapshot", None)
+    if snapshot is None:  # the modelled market: one route per quote (no chain to read)
+        return lambda amount: int(market.route(token_in, token_out, amount).amount_out)
+    pools = snapshot(token_in, token_out)
+
+    def best(amount: int) -> int:
+        return max((p.swap(token_in.mint, amount).amount_out for p in pools.values()), default=0)
+
+    return best
+
+
+@dataclass
+class TickReport:
+    waiting: int = 0
+    pairs: int = 0
+    triggered: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    store_queries: int = 0  # DynamoDB Query calls this tick
+    pool_reads: int = 0  # pair snapshots (each two getMultipleAccounts on a cluster)
+    queue_sends: int = 0  # SQS calls (SendMessageBatch: ten triggers each)
+    status_writes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class OrderWatcher:
+    def __init__(
+        self,
+        store: OrderStore,
+        queue: MessageQueue,
+        publisher: StatusPublisher,
+        market: Callable[[], Any],
+        tokens: Callable[[], TokenRegistry],
+        *,
+        discover: Callable[[], object] | None = None,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        retrigger_ms: int = 5_000,
+        full_refresh_ms: int = 30_000,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.publisher = publisher
+        self.market = market
+        self.tokens = tokens
+        self.discover = discover
+        self.clock_ms = clock_ms
+        self.retrigger_ms = retrigger_ms
+        self.full_refresh_ms = full_refresh_ms
+        self._book: dict[str, OrderRecord] = {}
+        self._newest: str | None = None
+        self._refreshed_at = 0
+        self._sent_at: dict[str, int] = {}
+        self._outbox: list[dict[str, Any]] = []
+
+    # -- the book of waiting orders ------------------------------------------------------
+
+    def _refresh(self, report: TickReport) -> None:
+        now = self.clock_ms()
+        full = self._newest is None or now - self._refreshed_at >= self.full_refresh_ms
+        found = self.store.waiting_since(None if full else self._newest)
+        report.store_queries += 1
+        if full:
+            self._book = {}
+            self._refreshed_at = now
+        for record in found:
+            self._book[record.order_id] = record
+            if self._newest is None or record.created_at > self._newest:
+                self._newest = record.created_at
+        if full and not found:
+            self._newest = ""
+
+    # -- one tick --------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        report = TickReport()
+        self._refresh(report)
+        now = self.clock_ms()
+        by_pair: dict[tuple[str, str], list[OrderRecord]] = {}
+        for record in list(self._book.values()):
+            if expired(record, now):
+                self._expire(record, report)
+                continue
+            by_pair.setdefault((record.request.token_in, record.request.token_out), []).append(record)
+        report.waiting = sum(len(v) for v in by_pair.values())
+        report.pairs = len(by_pair)
+        registry = self.tokens()
+        if self.discover is not None and any(registry.resolve(b) is None for _, b in by_pair):
+            self.discover()  # a sniper's mint may have its pool now
+            registry = self.tokens()
+        market = self.market()
+        for (symbol_in, symbol_out), records in by_pair.items():
+            token_in, token_out = registry.resolve(symbol_in), registry.resolve(symbol_out)
+            if token_in is None or token_out is None:
+                continue  # no pool lists this mint yet
+            try:
+                report.pool_reads += 1
+                best = pair_quoter(market, token_in, token_out)
+            except MarketError:
+                continue  # no pool for the pair (yet)
+            for record in records:
+                if now - self._sent_at.get(record.order_id, -self.retrigger_ms) < self.retrigger_ms:
+                    continue  # triggered a moment ago: the worker has it
+                try:
+                    out = best(record.request.amount_in)
+                except MarketError:
+                    continue
+                if out >= floor_out(record.request, token_out.decimals) > 0:
+                    self._trigger(record, out, report)
+        self._send(report)
+        if report.triggered or report.expired:
+            logger.info("watcher tick", extra=report.to_dict())
+        return report
+
+    def _trigger(self, record: OrderRecord, quoted_out: int, report: TickReport) -> None:
+        self._outbox.append(
+            {"orderId": record.order_id, "round": record.round, "trigger": {"quotedOut": str(quoted_out)}}
+        )
+        self._sent_at[record.order_id] = self.clock_ms()
+        report.triggered.append(record.order_id)
+        logger.info("triggered", extra={"orderId": record.order_id, "quotedOut": str(quoted_out)})
+
+    def _send(self, report: TickReport) -> None:
+        """The tick's triggers, ten per SendMessageBatch where the queue can batch."""
+        bodies, self._outbox = self._outbox, []
+        if not bodies:
+            return
+        batch = getattr(self.queue, "send_batch", None)
+        if batch is None:
+            for body in bodies:
+                self.queue.send(body)
+            report.queue_sends += len(bodies)
+            return
+        batch(bodies)
+        report.queue_sends += -(-len(bodies) // 10)
+
+    def _expire(self, record: OrderRecord, report: TickReport) -> None:
+        event = status_event(record.order_id, Status.EXPIRED, record.seq + 1, reason="expired")
+        try:
+            written = self.store.append_status(record, event, {})
+        except StaleWrite:
+            pass  # it moved since the book read it; a full refresh brings it back if it still waits
+        else:
+            report.status_writes += 1
+            self.publisher.publish(written, event)
+            report.expired.append(record.order_id)
+            logger.info("expired", extra={"orderId": record.order_id})
+        self._book.pop(record.order_id, None)
+        self._sent_at.pop(record.order_id, None)
+
+    # -- the scheduled function -------------------------------------------------------
+
+    def run(self, window_s: float, tick_s: float, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+        """Tick every `tick_s` for `window_s` (0: one tick); what the ticks did, summed."""
+        started = time.monotonic()
+        ticks, triggered, expired_ids, queries, reads = 0, 0, 0, 0, 0
+        while True:
+            begun = time.monotonic()
+            report = self.tick()
+            ticks += 1
+            triggered += len(report.triggered)
+            expired_ids += len(report.expired)
+            queries += report.store_queries
+            reads += report.pool_reads
+            if time.monotonic() - started + tick_s > window_s:
+                break
+            sleep(max(0.0, tick_s - (time.monotonic() - begun)))
+        return {
+            "ticks": ticks,
+            "triggered": triggered,
+            "expired": expired_ids,
+            "storeQueries": queries,
+            "poolReads": reads,
+        }

@@ -1,0 +1,176 @@
+"""Limit and sniper orders against the in-memory twins and the modelled market (issue 17)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from chalicelib.bootstrap import build_engine
+from chalicelib.cancel import NotCancellable
+from chalicelib.config import Settings
+from chalicelib.errors import InvalidOrder, OrderNotFound
+from chalicelib.failures import MemoryFailureStore
+from chalicelib.market import DEFAULT_TOKENS, Market, MarketConfig
+from chalicelib.memory import MemoryNotifier, MemoryOrderStore, MemoryQueue
+from chalicelib.orders import Status
+from chalicelib.validation import parse_order
+
+
+class Clock:
+    def __init__(self) -> None:
+        import time
+
+        self.now = int(time.time() * 1000)
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def eng():
+    engine = build_engine(
+        Settings(submit_delay_ms=(0, 0), quote_delay_ms=(0, 0), retry_delays_s=(2, 4, 8)),
+        store=MemoryOrderStore(),
+        orders_queue=MemoryQueue(),
+        replay_queue=MemoryQueue(),
+        notifier=MemoryNotifier(),
+        market=Market(MarketConfig(seed=1, quote_delay_ms=(0, 0))),
+        failures=MemoryFailureStore(),
+        dlq=MemoryQueue(),
+    )
+    clock = Clock()
+    engine.watcher.clock_ms = clock
+    engine.executor.clock_ms = clock
+    engine.clock = clock  # type: ignore[attr-defined]
+    return engine
+
+
+def _market_price(eng, amount: str = "1") -> Decimal:
+    sol, usdc = DEFAULT_TOKENS.resolve("SOL"), DEFAULT_TOKENS.resolve("USDC")
+    plan = eng.executor.market.route(sol, usdc, int(Decimal(amount).scaleb(9)))
+    return Decimal(plan.amount_out).scaleb(-6) / Decimal(amount)
+
+
+def _limit(eng, limit_price: Decimal, expires: int = 600):
+    body = {
+        "type": "limit",
+        "tokenIn": "SOL",
+        "tokenOut": "USDC",
+        "amount": Decimal("1"),
+        "slippage": Decimal("0.01"),
+        "limitPrice": str(limit_price),
+        "expiresInS": Decimal(expires),
+    }
+    record = eng.orders.submit(parse_order(body, eng.tokens)).record
+    _deliver(eng)
+    return record.order_id
+
+
+def _deliver(eng) -> None:
+    """Run every queued order message once, as the worker would."""
+    queue = eng.orders_queue
+    for message in queue.receive(100):
+        body = message["body"]
+        eng.executor.run(body["orderId"], 1, int(body.get("round", 1)))
+        queue.delete([message["receipt"]])
+
+
+def _statuses(eng, order_id: str) -> list[str]:
+    return [e["status"] for e in eng.store.get(order_id).history]
+
+
+def test_validation_of_the_new_fields(eng):
+    base = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "slippage": "0.01"}
+    with pytest.raises(InvalidOrder) as err:
+        parse_order({**base, "type": "limit"}, eng.tokens)
+    assert err.value.field == "limitPrice"
+    with pytest.raises(InvalidOrder) as err:
+        parse_order({**base, "limitPrice": "100"}, eng.tokens)
+    assert err.value.field == "limitPrice"  # a market order has no limit
+    with pytest.raises(InvalidOrder) as err:
+        parse_order({**base, "type": "limit", "limitPrice": "-1"}, eng.tokens)
+    assert err.value.field == "limitPrice"
+    with pytest.raises(InvalidOrder) as err:
+        parse_order({**base, "type": "limit", "limitPrice": "1", "expiresInS": Decimal("0")}, eng.tokens)
+    assert err.value.field == "expiresInS"
+    with pytest.raises(InvalidOrder) as err:
+        parse_order({**base, "type": "sniper", "tokenOut": "not-a-mint", "maxPrice": "1"}, eng.tokens)
+    assert err.value.field == "tokenOut"
+    mint = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
+    sniper = parse_order({**base, "type": "sniper", "tokenOut": mint, "maxPrice": "0.001"}, eng.tokens)
+    assert sniper.token_out == mint and sniper.max_price == Decimal("0.001") and sniper.expires_in_s == 86_400
+
+
+def test_a_limit_above_the_market_waits_and_one_below_confirms_at_or_above_its_limit(eng):
+    price = _market_price(eng)
+    high = _limit(eng, price * Decimal("1.5"))
+    low = _limit(eng, price * Decimal("0.9"))
+    assert _statuses(eng, high) == ["pending", "waiting"] and _statuses(eng, low) == ["pending", "waiting"]
+    report = eng.watcher.tick()
+    assert report.triggered == [low] and report.pairs == 1 and report.pool_reads == 1
+    _deliver(eng)
+    order = eng.store.get(low).to_public()
+    assert order["status"] == "confirmed", order["history"]
+    assert Decimal(order["executedPrice"]) >= Decimal(order["limitPrice"])
+    assert _statuses(eng, low) == ["pending", "waiting", "routing", "building", "submitted", "confirmed"]
+    assert eng.store.get(high).status is Status.WAITING
+    listed, _ = eng.orders.list_recent(20, "waiting", None)
+    assert [r.order_id for r in listed] == [high]
+
+
+def test_a_trigger_sent_twice_executes_once(eng):
+    order_id = _limit(eng, _market_price(eng) * Decimal("0.9"))
+    eng.orders_queue.send({"orderId": order_id, "round": 1})
+    eng.orders_queue.send({"orderId": order_id, "round": 1})
+    _deliver(eng)
+    history = _statuses(eng, order_id)
+    assert history.count("routing") == 1 and history.count("confirmed") == 1, history
+
+
+def test_a_waiting_order_cancels_and_then_never_executes(eng):
+    order_id = _limit(eng, _market_price(eng) * Decimal("1.5"))
+    cancelled = eng.canceller.cancel(order_id)
+    assert cancelled.status is Status.CANCELLED
+    with pytest.raises(NotCancellable):
+        eng.canceller.cancel(order_id)
+    eng.orders_queue.send({"orderId": order_id, "round": 1})  # a late trigger
+    _deliver(eng)
+    assert _statuses(eng, order_id) == ["pending", "waiting", "cancelled"]
+    assert eng.watcher.tick().waiting == 0
+
+
+def test_a_market_order_is_not_cancellable(eng):
+    order = parse_order({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "slippage": "0.01"}, eng.tokens)
+    order_id = eng.orders.submit(order).record.order_id
+    with pytest.raises(NotCancellable):
+        eng.canceller.cancel(order_id)
+
+
+def test_an_order_whose_time_runs_out_expires(eng):
+    order_id = _limit(eng, _market_price(eng) * Decimal("1.5"), expires=5)
+    assert eng.watcher.tick().expired == []
+    eng.clock.now += 6_000
+    report = eng.watcher.tick()
+    assert report.expired == [order_id]
+    assert _statuses(eng, order_id) == ["pending", "waiting", "expired"]
+
+
+def test_the_watcher_reads_each_pair_once_whatever_the_number_of_orders(eng):
+    price = _market_price(eng)
+    for factor in ("1.5", "1.6", "1.7", "1.8"):
+        _limit(eng, price * Decimal(factor))
+    report = eng.watcher.tick()
+    assert report.waiting == 4 and report.pairs == 1 and report.pool_reads == 1 and report.triggered == []
+    # AND the next tick reads only what is new in the index (one query)
+    assert eng.watcher.tick().store_queries == 1
+
+
+def test_another_clients_order_cannot_be_cancelled(eng):
+    body = {"type": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "slippage": "0.01"}
+    order = parse_order({**body, "limitPrice": "1000000"}, eng.tokens)
+    order_id = eng.orders.submit(order, client="alice").record.order_id
+    _deliver(eng)
+    with pytest.raises(OrderNotFound):
+        eng.canceller.cancel(order_id, "mallory")
+    assert eng.canceller.cancel(order_id, "alice").status is Status.CANCELLED
