@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from .heap import freeze_during_warmup
+from .localstack import LocalStackUnavailable
 from .logs import log, log_error
 from .runtime import DEFAULT_TEMPLATE, LocalRuntime
 from .sidecar import Sidecar
@@ -101,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         urls = runtime.start()
+    except LocalStackUnavailable as exc:  # a missing tool on this machine: say what to do, no traceback
+        print(f"\n  LocalStack unavailable: {exc}\n", file=sys.stderr, flush=True)
+        return 2
     except Exception as exc:  # noqa: BLE001 - report and exit non-zero
         log_error("start_failed", exc)
         return 1
