@@ -21,8 +21,9 @@ LOCALNET_CMD := $(PY) -m localnet --wallet .localnet/wallet.json --registry-out 
 LOCALNET_SIDECAR := $(if $(SOLANA_RPC_URL),,--optional-sidecar "$(LOCALNET_CMD)")
 
 ## Set up and run the engine on this machine (REST :8000, WebSocket :8001, emulator :4566, Solana RPC :8899).
-## EMULATOR=moto|localstack: which emulator to start when none answers (docs/decisions/008).
-EMULATOR ?=
+## EMULATOR=localstack|moto|auto: which emulator to start when none answers; auto (the default) is
+## LocalStack where Java and npm are, else moto (docs/decisions/008).
+EMULATOR ?= auto
 run: $(STAMP)
 	@[ -n "$$API_KEYS" ] || echo "API key: dev-key (client dev, admin). Send it as x-api-key (REST) or ?apiKey= (WebSocket); API_KEYS=name:key[:admin],... sets others."
 	EMULATOR=$(EMULATOR) $(PY) -m offline --app-dir . --stage dev $(LOCALNET_SIDECAR)
@@ -42,7 +43,7 @@ test-moto: $(STAMP)
 	$(PY) -m pytest -q
 
 ## The e2e, integration and emulator-difference tests on LocalStack (TEST_EMULATOR, tests/emulators.py).
-LOCALSTACK_TESTS ?= tests/e2e tests/integration tests/fidelity
+LOCALSTACK_TESTS ?= tests/e2e tests/integration tests/fidelity tests/offline/test_localstack.py
 test-localstack: $(STAMP) localstack
 	TEST_EMULATOR=localstack $(PY) -m pytest -q -p no:cacheprovider $(LOCALSTACK_TESTS)
 

@@ -154,10 +154,23 @@ def start_moto(host: str = "127.0.0.1", port: int | None = None, timeout: float 
 
 
 def emulator_kind() -> str:
-    """Which emulator to start when none answers: ``EMULATOR`` (moto or localstack)."""
-    kind = os.environ.get("EMULATOR", DEFAULT_EMULATOR).strip().lower() or DEFAULT_EMULATOR
-    if kind not in EMULATORS:
-        raise ValueError(f"EMULATOR={kind!r}: expected one of {', '.join(EMULATORS)}")
+    """Which emulator to start when none answers: ``EMULATOR`` (moto, localstack or auto).
+
+    ``auto`` is LocalStack where it can run (Java, and npm + a JDK until it is installed),
+    else moto, saying why on stderr.
+    """
+    kind = os.environ.get("EMULATOR", "").strip().lower() or DEFAULT_EMULATOR
+    if kind not in (*EMULATORS, "auto"):
+        raise ValueError(f"EMULATOR={kind!r}: expected one of {', '.join(EMULATORS)} or auto")
+    if kind == "auto":
+        from .localstack import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is None:
+            return "localstack"
+        log("emulator_fallback", emulator="moto", reason=reason)
+        print(f"\n  EMULATOR=auto: using moto, since {reason}\n", file=sys.stderr, flush=True)
+        return "moto"
     return kind
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "health",
     "install",
     "start_localstack",
+    "unavailable_reason",
 ]
 
 LOCALSTACK_VERSION = "4.13.1"  # 4.14.0 is cited as the last release usable without an account
@@ -149,6 +150,15 @@ def _install_dynamodb_local(target: Path, work: Path) -> None:
     _run([javac, "--release", "11", "NoopAgent.java"], "javac", cwd=agent)
     (agent / "manifest.txt").write_text("Premain-Class: NoopAgent\n", encoding="utf-8")
     _run([jar, "cfm", str(target / _AGENT_JAR), "manifest.txt", "NoopAgent.class"], "jar", cwd=agent)
+
+
+def unavailable_reason(root: Path | None = None) -> str | None:
+    """Why LocalStack cannot run here (a missing tool), or None if it can."""
+    installed = ((root or cache_dir()) / f"localstack-{LOCALSTACK_VERSION}" / _STAMP).exists()
+    for tool in ("java",) if installed else ("java", "npm", "javac", "jar"):
+        if shutil.which(tool) is None:
+            return f"LocalStack needs `{tool}` on PATH and there is none"
+    return None
 
 
 @contextlib.contextmanager
