@@ -31,6 +31,7 @@ from offline.localstack import LocalStackEmulator, start_localstack
 from tests.support import Runtime
 
 EMULATORS = ("moto", "localstack")
+NOTE = "one run; the emulators take turns call by call and batch by batch of orders; a shared machine: noisy"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -106,20 +107,8 @@ def _client(endpoint: str, service: str) -> Any:
     )
 
 
-def _timed(fn: Callable[[int], Any], n: int) -> dict[str, float]:
-    for i in range(5):  # warm the connection and the server's code paths
-        fn(-1 - i)
-    times = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        fn(i)
-        times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return {"p50": round(statistics.median(times), 2), "p95": round(times[int(0.95 * (len(times) - 1))], 2)}
-
-
-def call_latency(endpoint: str, calls: int, depth: int) -> dict[str, dict[str, float]]:
-    """Per-call latency (ms) of the operations an order makes, one client, one call at a time."""
+def operations(endpoint: str, calls: int, depth: int) -> dict[str, Callable[[int], Any]]:
+    """The AWS calls an order makes, against a fresh table and queue on ``endpoint``."""
     ddb, sqs = _client(endpoint, "dynamodb"), _client(endpoint, "sqs")
     table = f"bench-{uuid.uuid4().hex[:8]}"
     ddb.create_table(
@@ -130,84 +119,109 @@ def call_latency(endpoint: str, calls: int, depth: int) -> dict[str, dict[str, f
     )
     ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
     history = {"L": [{"S": json.dumps({"status": "pending", "seq": 1})}]}
-    result = {
-        "PutItem (conditional)": _timed(
-            lambda i: ddb.put_item(
-                TableName=table,
-                Item={"orderId": {"S": f"o-{i}"}, "seq": {"N": "1"}, "history": history},
-                ConditionExpression="attribute_not_exists(orderId)",
-            ),
-            calls,
-        ),
-        "UpdateItem (conditional, ALL_NEW)": _timed(
-            lambda i: ddb.update_item(
-                TableName=table,
-                Key={"orderId": {"S": f"o-{max(i, 0)}"}},
-                UpdateExpression="SET seq = seq + :one, history = list_append(history, :h)",
-                ConditionExpression="attribute_exists(orderId)",
-                ExpressionAttributeValues={":one": {"N": "1"}, ":h": history},
-                ReturnValues="ALL_NEW",
-            ),
-            calls,
-        ),
-        "GetItem (consistent)": _timed(
-            lambda i: ddb.get_item(TableName=table, Key={"orderId": {"S": f"o-{max(i, 0)}"}}, ConsistentRead=True),
-            calls,
-        ),
-    }
-    url = sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    send_url = sqs.create_queue(QueueName=f"bench-send-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    deep_url = sqs.create_queue(QueueName=f"bench-deep-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     body = json.dumps({"orderId": str(uuid.uuid4()), "round": 1})
-    result["SendMessage"] = _timed(lambda i: sqs.send_message(QueueUrl=url, MessageBody=body), calls)
-    for _ in range(max(0, depth - calls - 5) // 10 + 1):
-        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(k), "MessageBody": body} for k in range(10)])
+    for _ in range((depth + calls + 20) // 10):  # the depth falls from depth+calls to depth as it is drained
+        sqs.send_message_batch(QueueUrl=deep_url, Entries=[{"Id": str(k), "MessageBody": body} for k in range(10)])
 
-    times = []
-    for i in range(calls):
-        t0 = time.perf_counter()
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"][0]
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=got["ReceiptHandle"])
-        times.append((time.perf_counter() - t0) * 1000)
-        if i % 2 == 0:
-            sqs.send_message(QueueUrl=url, MessageBody=body)
-    times.sort()
-    result[f"Receive+Delete (depth ~{depth})"] = {
-        "p50": round(statistics.median(times), 2),
-        "p95": round(times[int(0.95 * (len(times) - 1))], 2),
+    def receive_delete(_: int) -> None:
+        got = sqs.receive_message(QueueUrl=deep_url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"][0]
+        sqs.delete_message(QueueUrl=deep_url, ReceiptHandle=got["ReceiptHandle"])
+
+    return {
+        "PutItem (conditional)": lambda i: ddb.put_item(
+            TableName=table,
+            Item={"orderId": {"S": f"o-{i}"}, "seq": {"N": "1"}, "history": history},
+            ConditionExpression="attribute_not_exists(orderId)",
+        ),
+        "UpdateItem (conditional, ALL_NEW)": lambda i: ddb.update_item(
+            TableName=table,
+            Key={"orderId": {"S": f"o-{i}"}},
+            UpdateExpression="SET seq = seq + :one, history = list_append(history, :h)",
+            ConditionExpression="attribute_exists(orderId)",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":h": history},
+            ReturnValues="ALL_NEW",
+        ),
+        "GetItem (consistent)": lambda i: ddb.get_item(
+            TableName=table, Key={"orderId": {"S": f"o-{i}"}}, ConsistentRead=True
+        ),
+        "SendMessage": lambda i: sqs.send_message(QueueUrl=send_url, MessageBody=body),
+        f"Receive+Delete (depth {depth}-{depth + calls})": receive_delete,
     }
+
+
+def _summary(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
+    return {"p50": round(statistics.median(times), 2), "p95": round(times[int(0.95 * (len(times) - 1))], 2)}
+
+
+def call_latency(endpoints: dict[str, str], calls: int, depth: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Per-call latency (ms), one client, one call at a time, the emulators taking turns call by call
+    (so both see the same machine load)."""
+    ops = {kind: operations(url, calls, depth) for kind, url in endpoints.items()}
+    result: dict[str, dict[str, dict[str, float]]] = {kind: {} for kind in endpoints}
+    for name in next(iter(ops.values())):
+        times: dict[str, list[float]] = {kind: [] for kind in endpoints}
+        for i in range(-5, calls):  # 5 warm-up calls each, not counted
+            for kind in endpoints:
+                t0 = time.perf_counter()
+                ops[kind][name](i)
+                if i >= 0:
+                    times[kind].append((time.perf_counter() - t0) * 1000)
+        for kind in endpoints:
+            result[kind][name] = _summary(times[kind])
     return result
 
 
-def whole_orders(endpoint: str, log_dir: Path, orders: int, concurrency: int) -> dict[str, Any]:
-    """Orders through the local runtime on this emulator, no venue delays: latency and throughput."""
-    runtime = Runtime(endpoint, log_dir / "runtime.log", {"DEX_QUOTE_MS": "0", "DEX_SUBMIT_MS": "0"}).start()
-    try:
+def whole_orders(runtimes: dict[str, Runtime], orders: int, concurrency: int) -> dict[str, dict[str, Any]]:
+    """Orders through the local runtime, no venue delays; the emulators take turns, half the orders at a time."""
+    traces: dict[str, list[Any]] = {kind: [] for kind in runtimes}
+    for runtime in runtimes.values():
         warm = LoadGenerator(runtime.rest, runtime.ws, ws_connections=1, clients=5)
         warm.run(10, concurrency=5, stall_timeout_s=60)
         warm.close()
-        gen = LoadGenerator(runtime.rest, runtime.ws, ws_connections=2, clients=concurrency)
-        traces = gen.run(orders, concurrency=concurrency, stall_timeout_s=60)
-        gen.close()
-    finally:
-        runtime.stop()
-    summary = metrics.summarize(traces)
-    return {
-        "confirmed": summary["orders"]["confirmed"],
-        "requested": summary["orders"]["requested"],
-        "throughputPerMin": summary["throughputPerMin"],
-        "latencyMs": summary["latencyMs"],
-        "postMs": summary["postMs"],
-    }
+    for batch in (orders // 2, orders - orders // 2):
+        for kind, runtime in runtimes.items():
+            gen = LoadGenerator(runtime.rest, runtime.ws, ws_connections=2, clients=concurrency)
+            traces[kind] += gen.run(batch, concurrency=concurrency, stall_timeout_s=60)
+            gen.close()
+    result = {}
+    for kind, found in traces.items():
+        summary = metrics.summarize(found)
+        result[kind] = {
+            "confirmed": summary["orders"]["confirmed"],
+            "requested": summary["orders"]["requested"],
+            "latencyMs": summary["latencyMs"],
+            "postMs": summary["postMs"],
+        }
+    return result
 
 
-def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    log_dir = Path(args.out) / "logs" / f"emulator-{kind}"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with started(kind, log_dir) as (emulator, start_s):
-        idle = _rss_mb(_emulator_pids(emulator))
-        calls = call_latency(emulator.endpoint, args.calls, args.depth)
-        orders = whole_orders(emulator.endpoint, log_dir, args.orders, args.concurrency)
-        loaded = _rss_mb(_emulator_pids(emulator))
-    return {"startS": round(start_s, 2), "rssIdleMb": idle, "rssAfterMb": loaded, "calls": calls, "orders": orders}
+def measure(kinds: list[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    out = Path(args.out) / "logs" / "emulators"
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {kind: {} for kind in kinds}
+    with contextlib.ExitStack() as stack:
+        emulators = {}
+        for kind in kinds:
+            emulator, seconds = stack.enter_context(started(kind, out))
+            emulators[kind] = emulator
+            results[kind]["startS"] = round(seconds, 2)
+            results[kind]["rssIdleMb"] = _rss_mb(_emulator_pids(emulator))
+        endpoints = {kind: e.endpoint for kind, e in emulators.items()}
+        for kind, calls in call_latency(endpoints, args.calls, args.depth).items():
+            results[kind]["calls"] = calls
+        runtimes = {}
+        for kind, endpoint in endpoints.items():
+            env = {"DEX_QUOTE_MS": "0", "DEX_SUBMIT_MS": "0"}
+            runtimes[kind] = Runtime(endpoint, out / f"runtime-{kind}.log", env).start()
+            stack.callback(runtimes[kind].stop)
+        for kind, orders in whole_orders(runtimes, args.orders, args.concurrency).items():
+            results[kind]["orders"] = orders
+        for kind, emulator in emulators.items():
+            results[kind]["rssAfterMb"] = _rss_mb(_emulator_pids(emulator))
+    return results
 
 
 def render(results: dict[str, dict[str, Any]], command: str) -> str:
@@ -227,8 +241,7 @@ def render(results: dict[str, dict[str, Any]], command: str) -> str:
     first = results[kinds[0]]["orders"]
     label = f"{first['requested']} orders, {'confirmed'}"
     rows.append((label, *(f"{results[k]['orders']['confirmed']}" for k in kinds)))
-    rows.append(("orders/min", *(f"{results[k]['orders']['throughputPerMin']:.0f}" for k in kinds)))
-    for pct in ("p50", "p95"):
+    for pct in ("p50", "p90", "p99"):
         rows.append(
             (f"order POST -> confirmed, ms {pct}", *(f"{results[k]['orders']['latencyMs'][pct]:.0f}" for k in kinds))
         )
@@ -237,7 +250,12 @@ def render(results: dict[str, dict[str, Any]], command: str) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(
-        [*lines, "", f"command: {command}", "one run each, one after the other, on a shared machine: noisy"]
+        [
+            *lines,
+            "",
+            f"command: {command}",
+            NOTE,
+        ]
     )
 
 
@@ -247,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     kinds = [args.only] if args.only else list(EMULATORS)
-    results = {kind: measure(kind, args) for kind in kinds}
+    results = measure(kinds, args)
     command = "python -m bench.emulators " + shlex.join(
         [
             f"--calls={args.calls}",

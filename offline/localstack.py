@@ -189,6 +189,11 @@ def install(root: Path | None = None) -> Installation:
             return found
         started = time.monotonic()
         log("localstack_install", root=str(root), version=LOCALSTACK_VERSION)
+        print(
+            f"  installing LocalStack {LOCALSTACK_VERSION} + DynamoDB Local into {root} (once; about a minute)",
+            file=sys.stderr,
+            flush=True,
+        )
         venv = root / "venv"
         if not found.python.exists():
             shutil.rmtree(venv, ignore_errors=True)
