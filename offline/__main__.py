@@ -66,7 +66,8 @@ def banner(runtime: LocalRuntime) -> str:
             f"  REST API        {urls.rest}",
             f"  WebSocket API   {urls.websocket}  (also {urls.websocket}/api)",
             f"  @connections    {urls.connections}",
-            f"  AWS endpoint    {urls.aws}",
+            f"  AWS endpoint    {urls.aws}"
+            + (f"  ({runtime.emulator.kind})" if runtime.emulator and runtime.emulator.kind else ""),
             f"  WS routes       {ws_routes or 'none'}",
             f"  SQS handlers    {sqs}",
             *[f"  {car.name:<15} {car.url}" for car in runtime.sidecars if car.ready],

@@ -42,6 +42,7 @@ class Emulator:
     endpoint: str
     source: str  # "env", "found" or "started"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    kind: str = ""  # "moto", "localstack", or "" when not known
 
     @property
     def owned(self) -> bool:
@@ -146,7 +147,7 @@ def start_moto(host: str = "127.0.0.1", port: int | None = None, timeout: float 
             raise RuntimeError(f"moto server exited early with code {proc.returncode}")
         if answers(endpoint + "/moto-api/"):
             log("emulator_started", endpoint=endpoint, pid=proc.pid)
-            return Emulator(endpoint=endpoint, source="started", process=proc)
+            return Emulator(endpoint=endpoint, source="started", process=proc, kind="moto")
         time.sleep(0.1)
     proc.kill()
     proc.wait()
@@ -189,7 +190,9 @@ def resolve_emulator(app_dir: str | os.PathLike[str] | None = None) -> Emulator:
     if port_open("127.0.0.1", port):
         endpoint = f"http://127.0.0.1:{port}"
         source = "found"
-        emulator = Emulator(endpoint=endpoint, source=source)
+        from .localstack import health
+
+        emulator = Emulator(endpoint=endpoint, source=source, kind="localstack" if health(endpoint) else "")
     elif emulator_kind() == "localstack":
         from .localstack import start_localstack
 

@@ -368,7 +368,9 @@ def start_localstack(
     )
     out.close()
     endpoint = f"http://{host}:{port}"
-    emulator = LocalStackEmulator(endpoint=endpoint, source="started", process=proc, scratch=scratch, log_path=log_path)
+    emulator = LocalStackEmulator(
+        endpoint=endpoint, source="started", process=proc, kind="localstack", scratch=scratch, log_path=log_path
+    )
     started = time.monotonic()
     deadline = started + timeout
     hooks = init_dir is not None and init_dir.is_dir()
