@@ -305,7 +305,7 @@ def _environment(scratch: Path, host: str, port: int, init_dir: Path | None) -> 
         DYNAMODB_IN_MEMORY="1",
         SQS_ENDPOINT_STRATEGY="path",
         EAGER_SERVICE_LOADING="1",
-        SERVICES=",".join(SERVICES),
+        SERVICES=",".join((*SERVICES, "sts")),  # STS: the account id, for templates that name it
         FILESYSTEM_ROOT=str(scratch / "fs"),
         CONFIG_DIR=str(scratch / "config"),
         HOME=str(scratch / "home"),

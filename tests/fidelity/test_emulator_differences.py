@@ -55,6 +55,34 @@ def test_the_account_id_is_the_emulators_own(endpoint):
     assert arn.split(":")[4] == ACCOUNTS[EMULATOR]
 
 
+def test_provisioning_takes_the_account_id_from_the_emulator(endpoint):
+    # Nothing may assume an account id: a template's ${AWS::AccountId} resolves to the emulator's.
+    from offline.provision import provision_template
+
+    template = {
+        "Resources": {"Jobs": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"acct-{uuid.uuid4().hex[:8]}"}}},
+        "Globals": {
+            "Function": {
+                "Environment": {
+                    "Variables": {
+                        "ACCOUNT": {"Ref": "AWS::AccountId"},
+                        "TOPIC_ARN": {"Fn::Sub": "arn:aws:sns:${AWS::Region}:${AWS::AccountId}:alerts"},
+                    }
+                }
+            }
+        },
+    }
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    env = provision_template(template, session=session, endpoint_url=endpoint).env
+    assert env["ACCOUNT"] == ACCOUNTS[EMULATOR]
+    assert env["TOPIC_ARN"] == f"arn:aws:sns:us-east-1:{ACCOUNTS[EMULATOR]}:alerts"
+    # AND with no resource to read it from, it is asked of the emulator (STS)
+    bare = {"Globals": template["Globals"]}
+    assert provision_template(bare, session=session, endpoint_url=endpoint).env["ACCOUNT"] == ACCOUNTS[EMULATOR]
+
+
 def test_a_message_comes_back_after_its_visibility_timeout_never_before(endpoint):
     # AWS: a received message is invisible for its visibility timeout, then visible again;
     # "at least" the timeout, with no promise on how soon after. moto returns it on time;
