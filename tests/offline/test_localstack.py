@@ -12,7 +12,7 @@ import pytest
 
 from offline.localstack import LocalStackUnavailable, _java_pids, health, install, start_localstack
 from tests.emulators import test_emulator
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, stop_process
 
 
 def test_install_without_java_says_what_to_install(tmp_path, monkeypatch):
@@ -90,3 +90,34 @@ def test_started_localstack_serves_both_services_and_leaves_nothing_behind(tmp_p
     assert not Path(scratch).exists()
     assert health(emulator.endpoint) == {}
     assert json.dumps(states)
+
+
+def test_auto_falls_back_to_moto_without_java_and_says_why(tmp_path):
+    # GIVEN `make run`'s default (EMULATOR=auto) on a machine without java, nothing on the emulator port
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "PATH": str(tmp_path / "empty"),
+        "EMULATOR": "auto",
+        "EMULATOR_PORT": str(free_port()),
+        "LOCALSTACK_CACHE_DIR": str(tmp_path / "cache"),
+        "REST_PORT": str(free_port()),
+        "WS_PORT": str(free_port()),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "offline", "--app-dir", str(ROOT)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # THEN it runs on moto, after a line saying why
+        ready = next((line for line in proc.stdout or [] if line.startswith('{"event": "ready"')), None)
+        assert ready is not None, "the runtime never became ready"
+        assert json.loads(ready)["aws"] == f"http://127.0.0.1:{env['EMULATOR_PORT']}"
+    finally:
+        stop_process(proc)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert "EMULATOR=auto: using moto, since LocalStack needs `java`" in err
