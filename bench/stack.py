@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support import Runtime, moto_server
+from tests.emulators import emulator_server
+from tests.support import Runtime
 
 __all__ = ["Engine", "engine_under_test"]
 
@@ -66,7 +67,7 @@ def engine_under_test(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "runtime.log"
     log_path.unlink(missing_ok=True)
-    with moto_server(log_dir) as endpoint:
+    with emulator_server(log_dir) as endpoint:  # moto, or LocalStack with TEST_EMULATOR=localstack
         # The engine is measured, not one client's usage plan: the load runs as one key, far above its rate.
         unthrottled = {"RATE_LIMIT_RPS": "1000000", "RATE_LIMIT_BURST": "1000000"}
         runtime = Runtime(
