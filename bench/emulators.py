@@ -214,7 +214,13 @@ def measure(kinds: list[str], args: argparse.Namespace) -> dict[str, dict[str, A
             results[kind]["calls"] = calls
         runtimes = {}
         for kind, endpoint in endpoints.items():
-            env = {"DEX_QUOTE_MS": "0", "DEX_SUBMIT_MS": "0"}
+            # The emulators are measured, not one client's usage plan (as in bench/stack.py).
+            env = {
+                "DEX_QUOTE_MS": "0",
+                "DEX_SUBMIT_MS": "0",
+                "RATE_LIMIT_RPS": "1000000",
+                "RATE_LIMIT_BURST": "1000000",
+            }
             runtimes[kind] = Runtime(endpoint, out / f"runtime-{kind}.log", env).start()
             stack.callback(runtimes[kind].stop)
         for kind, orders in whole_orders(runtimes, args.orders, args.concurrency).items():
