@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e package clean browser bench solana-programs issue-key
+.PHONY: run test lint typecheck unit e2e package clean browser bench solana-programs issue-key test-moto test-localstack localstack
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (Python 3.11)"; exit 1; }
@@ -21,9 +21,12 @@ LOCALNET_CMD := $(PY) -m localnet --wallet .localnet/wallet.json --registry-out 
 LOCALNET_SIDECAR := $(if $(SOLANA_RPC_URL),,--optional-sidecar "$(LOCALNET_CMD)")
 
 ## Set up and run the engine on this machine (REST :8000, WebSocket :8001, emulator :4566, Solana RPC :8899).
+## EMULATOR=localstack|moto|auto: which emulator to start when none answers; auto (the default) is
+## LocalStack where Java and npm are, else moto (docs/decisions/008).
+EMULATOR ?= auto
 run: $(STAMP)
 	@[ -n "$$API_KEYS" ] || echo "API key: dev-key (client dev, admin). Send it as x-api-key (REST) or ?apiKey= (WebSocket); API_KEYS=name:key[:admin],... sets others."
-	$(PY) -m offline --app-dir . --stage dev $(LOCALNET_SIDECAR)
+	EMULATOR=$(EMULATOR) $(PY) -m offline --app-dir . --stage dev $(LOCALNET_SIDECAR)
 
 ## Fetch the venue programs from a mainnet RPC (getAccountInfo of each ProgramData account) into SOLANA_PROGRAMS_DIR.
 SOLANA_PROGRAMS_DIR ?= .localnet/programs
@@ -31,9 +34,24 @@ SOLANA_MAINNET_RPC_URL ?= https://api.mainnet-beta.solana.com
 solana-programs: $(STAMP)
 	$(PY) -m localnet.dump --rpc-url $(SOLANA_MAINNET_RPC_URL) --out $(SOLANA_PROGRAMS_DIR)
 
-## Set up and run everything CI runs: ruff, mypy, unit, integration and e2e tests.
-test: $(STAMP) browser lint typecheck
+## Set up and run everything CI runs: ruff, mypy, unit, integration and e2e tests, the whole
+## suite on moto and, at the same time, the tests that touch AWS on LocalStack.
+test: $(STAMP) browser lint typecheck localstack
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-moto test-localstack
+
+test-moto: $(STAMP)
 	$(PY) -m pytest -q
+
+## The e2e, integration and emulator-difference tests on LocalStack (TEST_EMULATOR, tests/emulators.py).
+LOCALSTACK_TESTS ?= tests/e2e tests/integration tests/fidelity tests/offline/test_localstack.py
+test-localstack: $(STAMP) localstack
+	TEST_EMULATOR=localstack $(PY) -m pytest -q -p no:cacheprovider $(LOCALSTACK_TESTS)
+
+## LocalStack 4.13.1 + DynamoDB Local, installed once into ~/.cache/offline-localstack (needs Java 17+ and npm:
+## installed with apt-get when missing and run as root, as CI is).
+localstack: $(STAMP)
+	@command -v java >/dev/null && command -v javac >/dev/null && command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless npm >/dev/null; } || true
+	$(PY) -m offline.localstack install
 
 ## Headless Chromium for the console's browser test (Debian's package; needs root, else that test skips).
 browser:

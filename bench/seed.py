@@ -102,10 +102,10 @@ def processes() -> dict[str, list[int]]:
     while stack:
         pid = stack.pop()
         stack.extend(tree.get(pid, []))
-        command = _cmdline(pid)
-        if "moto" in command or "localstack" in command:
+        argv = _cmdline(pid).split()  # by module name, not substring: a checkout may live in .../localstack
+        if {"offline.motoserver", "moto.server", "localstack.runtime.main"} & set(argv):
             roles["emulator"].append(pid)
-        elif "-m offline" in command:
+        elif "offline" in argv:
             roles["runtime"].append(pid)
     return roles
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support import Runtime, cluster_env, local_cluster, moto_server, solana_programs_available
+from tests.emulators import emulator_server
+from tests.support import Runtime, cluster_env, local_cluster, solana_programs_available
 
 __all__ = ["Engine", "engine_under_test"]
 
@@ -84,7 +85,7 @@ def engine_under_test(
 
 @contextlib.contextmanager
 def _runtime(env: dict[str, str], log_dir: Path, log_path: Path) -> Iterator[Engine]:
-    with moto_server(log_dir) as endpoint:
+    with emulator_server(log_dir) as endpoint:  # moto, or LocalStack with TEST_EMULATOR=localstack
         # The engine is measured, not one client's usage plan: the load runs as one key, far above its rate.
         unthrottled = {"RATE_LIMIT_RPS": "1000000", "RATE_LIMIT_BURST": "1000000"}
         runtime = Runtime(

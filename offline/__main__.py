@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from .heap import freeze_during_warmup
+from .localstack import LocalStackUnavailable
 from .logs import log, log_error
 from .runtime import DEFAULT_TEMPLATE, LocalRuntime
 from .sidecar import Sidecar
@@ -65,7 +66,8 @@ def banner(runtime: LocalRuntime) -> str:
             f"  REST API        {urls.rest}",
             f"  WebSocket API   {urls.websocket}  (also {urls.websocket}/api)",
             f"  @connections    {urls.connections}",
-            f"  AWS endpoint    {urls.aws}",
+            f"  AWS endpoint    {urls.aws}"
+            + (f"  ({runtime.emulator.kind})" if runtime.emulator and runtime.emulator.kind else ""),
             f"  WS routes       {ws_routes or 'none'}",
             f"  SQS handlers    {sqs}",
             *[f"  {car.name:<15} {car.url}" for car in runtime.sidecars if car.ready],
@@ -101,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         urls = runtime.start()
+    except LocalStackUnavailable as exc:  # a missing tool on this machine: say what to do, no traceback
+        print(f"\n  LocalStack unavailable: {exc}\n", file=sys.stderr, flush=True)
+        return 2
     except Exception as exc:  # noqa: BLE001 - report and exit non-zero
         log_error("start_failed", exc)
         return 1

@@ -2,8 +2,9 @@
 
 Order of preference: an explicit ``AWS_ENDPOINT_URL`` (LocalStack, or a moto
 someone else runs), then anything answering on the conventional port
-(``EMULATOR_PORT``, default 4566), then an embedded ``moto.server`` started as
-a child process that dies with us, even if we are SIGKILLed.
+(``EMULATOR_PORT``, default 4566), then an emulator started as a child process
+that dies with us, even if we are SIGKILLed: ``moto.server``, or with
+``EMULATOR=localstack`` LocalStack in host mode (``offline.localstack``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .logs import log
 
 DEFAULT_EMULATOR_PORT = 4566
+EMULATORS = ("moto", "localstack")
+DEFAULT_EMULATOR = "moto"  # see docs/decisions/008
 _PR_SET_PDEATHSIG = 1
 
 DUMMY_CREDENTIALS = {
@@ -38,6 +42,7 @@ class Emulator:
     endpoint: str
     source: str  # "env", "found" or "started"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    kind: str = ""  # "moto", "localstack", or "" when not known
 
     @property
     def owned(self) -> bool:
@@ -142,18 +147,40 @@ def start_moto(host: str = "127.0.0.1", port: int | None = None, timeout: float 
             raise RuntimeError(f"moto server exited early with code {proc.returncode}")
         if answers(endpoint + "/moto-api/"):
             log("emulator_started", endpoint=endpoint, pid=proc.pid)
-            return Emulator(endpoint=endpoint, source="started", process=proc)
+            return Emulator(endpoint=endpoint, source="started", process=proc, kind="moto")
         time.sleep(0.1)
     proc.kill()
     proc.wait()
     raise RuntimeError(f"moto server did not answer on {endpoint} within {timeout}s")
 
 
-def resolve_emulator() -> Emulator:
-    """Use the configured endpoint, an already running one, or start moto.
+def emulator_kind() -> str:
+    """Which emulator to start when none answers: ``EMULATOR`` (moto, localstack or auto).
+
+    ``auto`` is LocalStack where it can run (Java, and npm + a JDK until it is installed),
+    else moto, saying why on stderr.
+    """
+    kind = os.environ.get("EMULATOR", "").strip().lower() or DEFAULT_EMULATOR
+    if kind not in (*EMULATORS, "auto"):
+        raise ValueError(f"EMULATOR={kind!r}: expected one of {', '.join(EMULATORS)} or auto")
+    if kind == "auto":
+        from .localstack import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is None:
+            return "localstack"
+        log("emulator_fallback", emulator="moto", reason=reason)
+        print(f"\n  EMULATOR=auto: using moto, since {reason}\n", file=sys.stderr, flush=True)
+        return "moto"
+    return kind
+
+
+def resolve_emulator(app_dir: str | os.PathLike[str] | None = None) -> Emulator:
+    """Use the configured endpoint, an already running one, or start one (``EMULATOR``).
 
     Sets ``AWS_ENDPOINT_URL`` in ``os.environ`` when it picks or starts one,
-    so every boto3/pynamodb client the handlers create reaches it.
+    so every boto3/pynamodb client the handlers create reaches it. A LocalStack
+    started here runs the project's ``localstack/init/ready.d`` hooks, if any.
     """
     ensure_dummy_credentials()
     configured = os.environ.get("AWS_ENDPOINT_URL")
@@ -163,7 +190,14 @@ def resolve_emulator() -> Emulator:
     if port_open("127.0.0.1", port):
         endpoint = f"http://127.0.0.1:{port}"
         source = "found"
-        emulator = Emulator(endpoint=endpoint, source=source)
+        from .localstack import health
+
+        emulator = Emulator(endpoint=endpoint, source=source, kind="localstack" if health(endpoint) else "")
+    elif emulator_kind() == "localstack":
+        from .localstack import start_localstack
+
+        hooks = Path(app_dir or ".") / "localstack" / "init" / "ready.d"
+        emulator = start_localstack(host="127.0.0.1", port=port, init_dir=hooks if hooks.is_dir() else None)
     else:
         emulator = start_moto(host="127.0.0.1", port=port)
     os.environ["AWS_ENDPOINT_URL"] = emulator.endpoint

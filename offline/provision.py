@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from .logs import log, log_error
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
 QUEUE_TYPE = "AWS::SQS::Queue"
-DEFAULT_ACCOUNT_ID = "123456789012"  # what moto and LocalStack report
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's; only if the emulator names none (LocalStack's is 000000000000)
 
 # CloudFormation table properties that map 1:1 onto CreateTable parameters.
 _TABLE_PARAMS = (
@@ -80,16 +81,29 @@ class ProvisionResult:
 class _Resolver:
     """Evaluates CloudFormation intrinsics against the resources created so far."""
 
-    def __init__(self, created: dict[str, Created], pseudo: dict[str, str]) -> None:
+    def __init__(
+        self, created: dict[str, Created], pseudo: dict[str, str], find_account: Callable[[], str] | None = None
+    ) -> None:
         self.created = created
         self.pseudo = pseudo
+        self.find_account = find_account
 
     def ref(self, name: str) -> str:
+        if name == "AWS::AccountId" and name not in self.pseudo:
+            self.pseudo[name] = self.account_id()
         if name in self.pseudo:
             return self.pseudo[name]
         if name in self.created:
             return self.created[name].ref
         raise Unresolvable(f"Ref {name}")
+
+    def account_id(self) -> str:
+        """The emulator's account, from an ARN it made (moto: 123456789012, LocalStack: 000000000000)."""
+        for res in self.created.values():
+            parts = res.attributes.get("Arn", "").split(":")
+            if len(parts) > 4 and parts[4].isdigit():
+                return parts[4]
+        return self.find_account() if self.find_account is not None else DEFAULT_ACCOUNT_ID
 
     def get_att(self, name: str, attribute: str) -> str:
         res = self.created.get(name)
@@ -247,6 +261,15 @@ def _create_queue(sqs: Any, logical_id: str, props: dict[str, Any], name: str) -
     )
 
 
+def _caller_account(session: boto3.session.Session, endpoint_url: str | None) -> str:
+    """The account the emulator answers for, asked through STS; the default if it has no STS."""
+    try:
+        return str(session.client("sts", endpoint_url=endpoint_url).get_caller_identity()["Account"])
+    except Exception as err:  # noqa: BLE001 - any failure means "not served here"
+        log("provision_account_default", account=DEFAULT_ACCOUNT_ID, reason=type(err).__name__)
+        return DEFAULT_ACCOUNT_ID
+
+
 def load_template(template_path: str | Path) -> dict[str, Any]:
     """Read a JSON CloudFormation/SAM template."""
     with open(template_path, encoding="utf-8") as fh:
@@ -276,14 +299,13 @@ def provision_template(
     region = session.region_name or ddb.meta.region_name
     pseudo = {
         "AWS::Region": region,
-        "AWS::AccountId": DEFAULT_ACCOUNT_ID,
         "AWS::Partition": "aws",
         "AWS::URLSuffix": "amazonaws.com",
         "AWS::StackName": name_prefix,
         "AWS::NoValue": "",
     }
     created: dict[str, Created] = {}
-    resolver = _Resolver(created, pseudo)
+    resolver = _Resolver(created, pseudo, lambda: _caller_account(session, endpoint_url))
     resources: dict[str, Any] = template.get("Resources", {}) or {}
     wanted = {k: v for k, v in resources.items() if v.get("Type") in (TABLE_TYPE, QUEUE_TYPE)}
     for logical_id in _dependency_order(wanted):

@@ -187,7 +187,7 @@ class LocalRuntime:
             self._counting_aws_calls = awscalls.install()
         explicit = self._explicit = set(os.environ)  # the caller's environment wins over config.json
         before = dict(os.environ)
-        self.emulator = resolve_emulator()
+        self.emulator = resolve_emulator(self.app_dir)
         for key, value in os.environ.items():  # remember what resolve_emulator set
             if before.get(key) != value:
                 self._saved_env.setdefault(key, before.get(key))

@@ -221,8 +221,10 @@ def statuses(frames: list[dict[str, Any]], order_id: str) -> list[dict[str, Any]
 
 @contextlib.contextmanager
 def own_runtime(work_dir: Path, env: dict[str, str]) -> Iterator[Runtime]:
-    """A moto and a runtime of a test module's own (so its counts see only its orders)."""
-    with moto_server(work_dir) as endpoint:
+    """An emulator (TEST_EMULATOR) and a runtime of a test module's own (so its counts see only its orders)."""
+    from tests.emulators import emulator_server
+
+    with emulator_server(work_dir) as endpoint:
         runtime = Runtime(endpoint, work_dir / "runtime.log", env).start()
         try:
             yield runtime

@@ -4,12 +4,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import Runtime, moto_server
+from tests.emulators import emulator_server
+from tests.support import Runtime
 
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory) -> Iterator[str]:
-    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
+    with emulator_server(tmp_path_factory.mktemp("emulator")) as endpoint:
         yield endpoint
 
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from tests.support import Runtime, http, moto_server, submit_many
+from tests.emulators import emulator_server
+from tests.support import Runtime, http, submit_many
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -19,7 +20,7 @@ TERMINAL = {"confirmed", "failed"}
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory) -> Iterator[str]:
-    with moto_server(tmp_path_factory.mktemp("crash-moto")) as endpoint:
+    with emulator_server(tmp_path_factory.mktemp("crash-emulator")) as endpoint:
         yield endpoint
 
 

@@ -1,8 +1,9 @@
 """The LocalStack init hook provisions infra/resources.json through offline.provision.
 
-LocalStack itself needs Docker, absent here; the hook only speaks boto3 to an endpoint, so
-it is run against moto's server on a free local port instead, the way LocalStack runs it:
-as a script in an interpreter where the `offline` package's own `__init__` is not imported.
+The hook only speaks boto3 to an endpoint, so here it runs against moto's server on a free
+local port, as a script in an interpreter where the `offline` package's own `__init__` is not
+imported. On a real LocalStack it runs in every `TEST_EMULATOR=localstack` test module
+(tests/emulators.py starts LocalStack with it), where a failed hook fails the start.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""One contract, two stores: the in-memory twin and DynamoDB (moto) must behave alike."""
+"""One contract, two stores: the in-memory twin and DynamoDB (moto, or LocalStack's DynamoDB Local) behave alike."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,21 +16,33 @@ from chalicelib.dynamo import DynamoOrderStore, bind_tables
 from chalicelib.errors import StaleWrite
 from chalicelib.memory import MemoryOrderStore
 from chalicelib.orders import OrderRecord, OrderRequest, Status, SubscriberMode, status_event
+from tests.emulators import emulator_server, test_emulator
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "resources.json"
 
 
-def _create_tables() -> None:
+def _create_tables(name: str = "t-orders") -> None:
     resources = json.loads(TEMPLATE.read_text())["Resources"]
     client = boto3.client("dynamodb", region_name="us-east-1")
     props = resources["OrdersTable"]["Properties"]
     kwargs = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")}
-    client.create_table(TableName="t-orders", **kwargs)
-    bind_tables("t-orders")
+    client.create_table(TableName=name, **kwargs)
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+    bind_tables(name)
+
+
+@pytest.fixture(scope="module")
+def localstack_endpoint(tmp_path_factory) -> Iterator[str | None]:
+    """With TEST_EMULATOR=localstack, the DynamoDB store runs on a LocalStack (DynamoDB Local) of this module's."""
+    if test_emulator() != "localstack":
+        yield None
+        return
+    with emulator_server(tmp_path_factory.mktemp("store-contract")) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
-def stores(request, monkeypatch) -> Iterator[tuple]:
+def stores(request, monkeypatch, localstack_endpoint) -> Iterator[tuple]:
     if request.param == "memory":
         yield MemoryOrderStore(), None
         return
@@ -39,6 +52,11 @@ def stores(request, monkeypatch) -> Iterator[tuple]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(key, value)
+    if localstack_endpoint is not None:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", localstack_endpoint)
+        _create_tables(f"t-orders-{uuid.uuid4().hex[:8]}")  # one server for the module: a table per test
+        yield DynamoOrderStore(), None
+        return
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         _create_tables()

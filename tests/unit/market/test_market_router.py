@@ -114,21 +114,22 @@ def test_quotes_and_plan_are_stamped_with_expiry(market: Market) -> None:
 
 def test_quotes_sleep_the_configured_delay_concurrently() -> None:
     import threading
-    import time
 
     sleeps: list[float] = []
     lock = threading.Lock()
+    # Both quotes must be waiting at the same moment: one after the other, the first would
+    # wait here alone and break the barrier (no wall-clock bound, so a busy machine cannot fail it).
+    both_waiting = threading.Barrier(2, timeout=10)
 
     def fake_sleep(s: float) -> None:
         with lock:
             sleeps.append(s)
-        time.sleep(0.05)
+        both_waiting.wait()
 
     m = Market(MarketConfig(quote_delay_ms=(200, 200)), clock=lambda: T0, sleep=fake_sleep)
-    started = time.perf_counter()
     m.route(token("SOL"), token("USDC"), 10**9)
     assert sleeps == [0.2, 0.2]
-    assert time.perf_counter() - started < 0.095  # both waited at once
+    assert not both_waiting.broken  # both waited at once
 
 
 # -- failures ----------------------------------------------------------------------------

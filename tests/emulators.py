@@ -1,0 +1,56 @@
+"""The AWS emulator a test runs on, chosen by one switch: ``TEST_EMULATOR=moto|localstack``.
+
+moto (default) is ``offline.motoserver`` on a free port. LocalStack is ``localstack-core`` in
+host mode (``offline.localstack``: installed once into a cache, then about 3 s to start), on a
+free port below 32768, with the project's own ``localstack/init/ready.d`` hooks provisioning
+``infra/resources.json`` as ``make run EMULATOR=localstack`` does. Each call is an instance of
+its own, stopped afterwards (LocalStack's free edition has no state reset).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EMULATORS = ("moto", "localstack")
+ACCOUNTS = {"moto": "123456789012", "localstack": "000000000000"}  # what each reports by default
+
+
+def test_emulator() -> str:
+    """``TEST_EMULATOR``, checked: a typo must not silently run the suite on moto."""
+    kind = os.environ.get("TEST_EMULATOR", "moto").strip().lower() or "moto"
+    if kind not in EMULATORS:
+        raise ValueError(f"TEST_EMULATOR={kind!r}: expected one of {', '.join(EMULATORS)}")
+    return kind
+
+
+test_emulator.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@contextlib.contextmanager
+def localstack_server(log_dir: Path, hooks: bool = True) -> Iterator[str]:
+    """A LocalStack of our own (SQS + DynamoDB), stopped with its Java afterwards."""
+    from offline.localstack import start_localstack
+
+    init_dir = ROOT / "localstack" / "init" / "ready.d" if hooks else None
+    emulator = start_localstack(init_dir=init_dir, log_path=log_dir / "localstack.log")
+    try:
+        yield emulator.endpoint
+    finally:
+        emulator.stop()
+
+
+@contextlib.contextmanager
+def emulator_server(log_dir: Path) -> Iterator[str]:
+    """The emulator ``TEST_EMULATOR`` names, of the caller's own; its endpoint."""
+    if test_emulator() == "localstack":
+        with localstack_server(log_dir) as endpoint:
+            yield endpoint
+        return
+    from tests.support import moto_server
+
+    with moto_server(log_dir) as endpoint:
+        yield endpoint
