@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -115,6 +116,9 @@ def _become(app_dir: str, env: Mapping[str, str]) -> None:
     os.chdir(app_dir)
     sys.path.insert(0, app_dir)  # the app's modules first, whatever the parent's main module added
     os.dup2(2, 1)  # never into the runtime's stdout
+    # A terminal's Ctrl-C reaches the whole process group; the runtime stops its
+    # environments itself (as Lambda does: a function never sees the operator's SIGINT).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), name="offline-parent-watch", daemon=True).start()
 
 
@@ -206,7 +210,6 @@ def snapshot(control: Connection, app_dir: str, app_ref: str, function: str, env
     connection (a file descriptor) the new environment serves; the reply is its pid.
     """
     import gc
-    import signal
     from multiprocessing import reduction
 
     from . import awscalls
