@@ -19,7 +19,7 @@ from typing import Any
 
 import websocket
 
-from offline.emulator import moto_command
+from offline.emulator import _die_with_parent, moto_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"confirmed", "failed"}
@@ -74,6 +74,7 @@ def moto_server(log_dir: Path) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,  # a killed test run takes its servers with it
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/moto-api/", proc=proc)
@@ -124,6 +125,7 @@ class Runtime:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # a killed test run takes its runtime with it
         )
         wait_http(f"{self.rest}/health", timeout=60, proc=self.proc)
         return self
