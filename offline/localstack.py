@@ -15,6 +15,8 @@ process ("host mode"). This module does that, without the internet beyond PyPI a
 - each :func:`start_localstack` gets a scratch folder (LocalStack's whole filesystem root), a
   port, and the project's ``localstack/init/ready.d`` hooks if there are any; its stop ends
   LocalStack and DynamoDB Local's Java (which runs in a session of its own) by their pids.
+  A folder left behind by a SIGKILLed owner is removed at the next start, once the process
+  that made it is gone (:func:`clean_stale_scratch`).
 
 What is missing (Java, npm, javac, a Python LocalStack installs on) is reported as one
 :class:`LocalStackUnavailable` with what to install, not as a stack trace.
@@ -47,6 +49,7 @@ __all__ = [
     "LocalStackEmulator",
     "LocalStackUnavailable",
     "cache_dir",
+    "clean_stale_scratch",
     "free_low_port",
     "health",
     "install",
@@ -61,6 +64,8 @@ _CONSTRAINTS = Path(__file__).with_name(f"localstack-constraints-{LOCALSTACK_VER
 _AGENT_JAR = "ddb-local-loader-0.1.jar"  # the name LocalStack passes to -javaagent
 _AGENT_SOURCE = "public class NoopAgent { public static void premain(String args) {} }\n"
 _STAMP = "installed.json"
+_OWNER = "owner.json"  # in each scratch folder: the process that made it, to tell a stale one
+_SCRATCH_PREFIX = "localstack-"
 
 
 class LocalStackUnavailable(RuntimeError):
@@ -263,6 +268,47 @@ def _java_pids(marker: str) -> list[int]:
     return pids
 
 
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of process ``pid`` (field 22 of /proc/<pid>/stat), None if it is gone.
+
+    A pid alone can be reused by an unrelated process; the pair (pid, start time) cannot.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]
+
+
+def _alive(owner: dict[str, object]) -> bool:
+    pid = owner.get("pid")
+    return isinstance(pid, int) and _start_time(pid) == owner.get("started")
+
+
+def clean_stale_scratch(base: Path | None = None) -> list[Path]:
+    """Remove scratch folders whose owner process is gone (a SIGKILL skips :meth:`~LocalStackEmulator.stop`).
+
+    A folder is stale when the process that made it (its ``owner.json``) no longer runs; the
+    DynamoDB Local Java a dead LocalStack may leave running with it is ended first. Folders of
+    live owners, and folders without an owner file (not ours, or being laid out), are left alone.
+    """
+    removed = []
+    for scratch in Path(base or tempfile.gettempdir()).glob(f"{_SCRATCH_PREFIX}*"):
+        try:
+            owner = json.loads((scratch / _OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(owner, dict) or _alive(owner):
+            continue
+        for pid in _java_pids(str(scratch)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(scratch, ignore_errors=True)
+        log("localstack_scratch_removed", path=str(scratch), owner=owner.get("pid"))
+        removed.append(scratch)
+    return removed
+
+
 @dataclass
 class LocalStackEmulator(Emulator):
     """A LocalStack this runtime started: its process, its scratch folder, DynamoDB Local's Java."""
@@ -351,8 +397,10 @@ def start_localstack(
     ``init_dir``: a ``ready.d`` folder of hooks LocalStack runs once it is ready (waited for too).
     """
     installation = install()
+    clean_stale_scratch()
     port = port or free_low_port(host)
-    scratch = Path(tempfile.mkdtemp(prefix=f"localstack-{port}-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{port}-"))
+    (scratch / _OWNER).write_text(json.dumps({"pid": os.getpid(), "started": _start_time(os.getpid())}))
     _lay_out(scratch, installation, init_dir)
     log_path = log_path or scratch / "localstack.log"
     out = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below

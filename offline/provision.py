@@ -261,7 +261,7 @@ def _create_queue(sqs: Any, logical_id: str, props: dict[str, Any], name: str) -
     )
 
 
-def _caller_account(session: boto3.session.Session, endpoint_url: str | None) -> str:
+def caller_account(session: boto3.session.Session, endpoint_url: str | None) -> str:
     """The account the emulator answers for, asked through STS; the default if it has no STS."""
     try:
         return str(session.client("sts", endpoint_url=endpoint_url).get_caller_identity()["Account"])
@@ -305,7 +305,7 @@ def provision_template(
         "AWS::NoValue": "",
     }
     created: dict[str, Created] = {}
-    resolver = _Resolver(created, pseudo, lambda: _caller_account(session, endpoint_url))
+    resolver = _Resolver(created, pseudo, lambda: caller_account(session, endpoint_url))
     resources: dict[str, Any] = template.get("Resources", {}) or {}
     wanted = {k: v for k, v in resources.items() if v.get("Type") in (TABLE_TYPE, QUEUE_TYPE)}
     for logical_id in _dependency_order(wanted):

@@ -33,7 +33,7 @@ from .esm import declared_visibility, template_mapping
 from .gateway_responses import GatewayResponses
 from .lambdas import FunctionPool, FunctionSpec, function_environment, set_preload
 from .logs import log, log_error
-from .provision import load_template, provision
+from .provision import caller_account, load_template, provision
 from .rest import RestServer
 from .schedules import ScheduleRunner
 from .sidecar import Sidecar
@@ -137,6 +137,13 @@ class LocalRuntime:
         self._prev_module: tuple[str, ModuleType | None] | None = None
         self._added_path = False
         self._counting_aws_calls = False
+        self._account_id: str | None = None
+
+    def _account(self) -> str:
+        """The emulator's account id, asked through STS once (what EventBridge puts in its events)."""
+        if self._account_id is None:
+            self._account_id = caller_account(boto3.session.Session(), os.environ.get("AWS_ENDPOINT_URL"))
+        return self._account_id
 
     # ---------------------------------------------------------- environment
     def _setenv(self, key: str, value: str, override: bool = True) -> None:
@@ -411,7 +418,7 @@ class LocalRuntime:
             log("schedule_handler_missing", level="error", function=source.name)
             return
         region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-        runner = ScheduleRunner(source, self.function(source.name), self.settings(source.name), region)
+        runner = ScheduleRunner(source, self.function(source.name), self.settings(source.name), region, self._account)
         runner.start()
         self.schedules.append(runner)
 

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,7 +69,15 @@ def rate_seconds(expression: str) -> float | None:
 class ScheduleRunner(threading.Thread):
     """Invokes one scheduled function at its rate, asynchronously (runs may overlap), with retries."""
 
-    def __init__(self, cfg: ScheduledEventConfig, handler: Any, function: FunctionSettings, region: str) -> None:
+    def __init__(
+        self,
+        cfg: ScheduledEventConfig,
+        handler: Any,
+        function: FunctionSettings,
+        region: str,
+        account: Callable[[], str],
+    ) -> None:
+        """``account``: the emulator's account id (asked once, at the first run), as EventBridge names it."""
         super().__init__(name=f"schedule-{cfg.name}", daemon=True)
         expression = cfg.schedule_expression
         self.expression = expression if isinstance(expression, str) else expression.to_string()
@@ -76,6 +85,7 @@ class ScheduleRunner(threading.Thread):
         self.handler: Invoker = as_invoker(cfg.name, handler, function.context)
         self.function = function
         self.region = region
+        self.account = account
         scale = float(os.environ.get("OFFLINE_SCHEDULE_SCALE", "1") or 1)
         base = rate_seconds(self.expression)
         self.period_s = None if base is None else max(0.1, base * scale)
@@ -95,15 +105,16 @@ class ScheduleRunner(threading.Thread):
             threading.Thread(target=self._invoke, name=f"schedule-{self.cfg.name}_run", daemon=True).start()
 
     def _event(self) -> dict[str, Any]:
+        account = self.account()
         return {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": "Scheduled Event",
             "source": "aws.events",
-            "account": "123456789012",
+            "account": account,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self.region,
-            "resources": [f"arn:aws:events:{self.region}:123456789012:rule/{self.cfg.name}"],
+            "resources": [f"arn:aws:events:{self.region}:{account}:rule/{self.cfg.name}"],
             "detail": {},
         }
 

@@ -22,7 +22,7 @@ import websocket
 
 from offline import LocalRuntime
 from offline.esm import MappingError
-from offline.schedules import ScheduleError, rate_seconds
+from offline.schedules import ScheduleError, ScheduleRunner, rate_seconds
 from tests.offline.conftest import State
 from tests.support import wait_until
 
@@ -410,6 +410,35 @@ def test_rate_expression_units_follow_eventbridge() -> None:
         with pytest.raises(ScheduleError):
             rate_seconds(bad)
     assert rate_seconds("cron(0 12 * * ? *)") is None  # cron: skipped, not refused
+
+
+def test_scheduled_event_names_the_emulators_account(rt: LocalRuntime, state: State, moto_endpoint: str) -> None:
+    """EventBridge's event carries the account and the rule's ARN in it; here the emulator's (STS), none made up.
+
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html
+    """
+    since = time.time()
+    sts = boto3.client("sts", endpoint_url=moto_endpoint, region_name="us-east-1")
+    account = sts.get_caller_identity()["Account"]
+    tick = wait_until(lambda: next((r for r in state.lines("tick") if r["t"] >= since), None), 15, "a scheduled run")
+    assert tick["account"] == account
+    assert tick["resources"] == [f"arn:aws:events:us-east-1:{account}:rule/tick"]
+
+
+def test_schedule_runner_puts_the_emulators_account_in_every_event() -> None:
+    from chalice.app import ScheduledEventConfig
+
+    from offline.project import FunctionSettings
+
+    def account() -> str:
+        return "000000000000"  # LocalStack's
+
+    cfg = ScheduledEventConfig("tick", "app.tick", "rate(1 minute)", "")
+    function = FunctionSettings("tick", "sample-dev-tick", 60, 128, None)
+    runner = ScheduleRunner(cfg, lambda event, context: None, function, "eu-west-1", account)
+    events = [runner._event(), runner._event()]
+    assert [e["account"] for e in events] == ["000000000000"] * 2
+    assert events[0]["resources"] == ["arn:aws:events:eu-west-1:000000000000:rule/tick"]
 
 
 def test_scheduled_runs_overlap(rt: LocalRuntime, state: State, state_file: Path) -> None:

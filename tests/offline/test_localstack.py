@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from offline.localstack import LocalStackUnavailable, _java_pids, health, install, start_localstack
+from offline.localstack import (
+    LocalStackUnavailable,
+    _java_pids,
+    _start_time,
+    clean_stale_scratch,
+    health,
+    install,
+    start_localstack,
+)
 from tests.emulators import test_emulator
 from tests.support import ROOT, free_port, stop_process
 
@@ -49,6 +57,39 @@ def test_make_run_without_java_exits_with_the_message_not_a_traceback(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "LocalStack unavailable" in proc.stderr and "`java`" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_scratch_folders_of_a_killed_owner_are_removed_and_live_ones_kept(tmp_path):
+    # GIVEN a scratch folder whose owner was SIGKILLed, with a leftover process started on it
+    # (as DynamoDB Local's Java outlives a killed LocalStack), one of a live owner, one not ours
+    owner = subprocess.Popen(["sleep", "60"])
+    stale = tmp_path / "localstack-20001-abc"
+    stale.mkdir()
+    (stale / "owner.json").write_text(json.dumps({"pid": owner.pid, "started": _start_time(owner.pid)}))
+    leftover = subprocess.Popen(["sh", "-c", "sleep 60", str(stale)])
+    owner.kill()
+    owner.wait()
+    live = tmp_path / "localstack-20002-def"
+    live.mkdir()
+    (live / "owner.json").write_text(json.dumps({"pid": os.getpid(), "started": _start_time(os.getpid())}))
+    reused = tmp_path / "localstack-20003-ghi"  # our pid, but another start time: a reused pid
+    reused.mkdir()
+    (reused / "owner.json").write_text(json.dumps({"pid": os.getpid(), "started": "1"}))
+    foreign = tmp_path / "localstack-20004-jkl"
+    foreign.mkdir()
+    try:
+        # WHEN the next LocalStack start cleans up
+        removed = clean_stale_scratch(tmp_path)
+        # THEN only the folders whose owner is gone go, and the leftover process is ended
+        assert sorted(removed) == sorted([stale, reused])
+        assert not stale.exists() and not reused.exists()
+        assert live.exists() and foreign.exists()
+        assert leftover.wait(timeout=5) == -9
+    finally:
+        for proc in (leftover, owner):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_an_unknown_emulator_name_is_refused(tmp_path):

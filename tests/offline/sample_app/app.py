@@ -197,7 +197,8 @@ def tick(event: Any) -> None:
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
             control = json.load(fh)
-    record("tick", id=event.to_dict()["id"], phase="start")
+    raw = event.to_dict()
+    record("tick", id=raw["id"], phase="start", account=raw["account"], resources=raw["resources"])
     time.sleep(float(control.get("sleep", 0)))
     record("tick", id=event.to_dict()["id"], phase="end")
     if control.get("fail"):
