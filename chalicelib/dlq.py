@@ -21,10 +21,19 @@ class DeadLetterQueue(MessageQueue, Protocol):
 
     def depth(self) -> int: ...
 
+    def release(self, receipts: list[str]) -> None:
+        """Make received messages visible again at once."""
+
+    def move_to(self, destination: Any) -> bool:
+        """Move the visible messages to ``destination`` unchanged (StartMessageMoveTask); False if unsupported."""
+
 
 class DeadLetterFinisher(Protocol):
     def finish_dead_letter(self, order_id: str) -> bool:
         """Make sure a dead-lettered order is terminal with a failure record; True if it confirmed instead."""
+
+    def advance_round(self, order_id: str) -> int | None:
+        """Keep the failed order's next round on the order; that round, or None if it is not failed."""
 
 
 class DeadLetterService:
@@ -83,22 +92,44 @@ class DeadLetterService:
     def redrive(self) -> dict[str, Any]:
         """Move every DLQ message back to the order queue, for a new round of attempts.
 
-        Done by receive/send/delete rather than StartMessageMoveTask: each message is
-        re-sent stamped with the order's next round, which is how the worker tells a
-        redrive from a duplicate delivery (see docs/decisions/002).
+        The round lives on the order: each message's order gets its next round first
+        (``advance_round``), then SQS moves the messages itself with StartMessageMoveTask,
+        unchanged; the worker starts that round for a message of an older one (decision
+        013). Where the endpoint has no move tasks (moto), or the DLQ holds more than one
+        call's worth, each message is received, re-sent stamped with the new round and
+        deleted instead (decision 002).
         """
-        moved: list[str] = []
+        held: dict[str, dict[str, Any]] = {}
+        while len(held) < _MAX_MESSAGES_PER_CALL:
+            batch = [m for m in self.dlq.receive(10, 0, 30) if m["id"] not in held]
+            if not batch:
+                break
+            held.update((m["id"], m) for m in batch)
+        moved = [str(m["body"].get("orderId", "")) for m in held.values()]
+        for order_id in moved:
+            self.finisher.advance_round(order_id)
+            self.failures.mark_redriven(order_id)
+        self.dlq.release([m["receipt"] for m in held.values()])
+        if moved and len(held) < _MAX_MESSAGES_PER_CALL and self.dlq.move_to(self.orders_queue):
+            logger.info("dlq redriven", extra={"orders": moved, "by": "StartMessageMoveTask"})
+            return {"redriven": len(moved), "orderIds": moved}
+        marked = set(moved)
+        resent: list[str] = []
 
         def send_back(message: dict[str, Any]) -> None:
             body = message["body"]
             order_id = str(body.get("orderId", ""))
-            self.orders_queue.send({"orderId": order_id, "round": int(body.get("round", 1)) + 1, "redrive": True})
-            self.failures.mark_redriven(order_id)
-            moved.append(order_id)
+            next_round = self.finisher.advance_round(order_id)
+            if order_id not in marked:
+                self.failures.mark_redriven(order_id)
+            self.orders_queue.send(
+                {"orderId": order_id, "round": next_round or int(body.get("round", 1)) + 1, "redrive": True}
+            )
+            resent.append(order_id)
 
         self._drain(send_back)
-        logger.info("dlq redriven", extra={"orders": moved})
-        return {"redriven": len(moved), "orderIds": moved}
+        logger.info("dlq redriven", extra={"orders": resent, "by": "receive/send/delete"})
+        return {"redriven": len(resent), "orderIds": resent}
 
     def _drain(self, each: Any) -> int:
         count = 0

@@ -94,6 +94,10 @@ class OrderExecutor:
         if record is None:
             logger.warning("message for unknown order dropped", extra={"orderId": order_id})
             return AttemptOutcome(done=True, reason="unknown_order")
+        if record.status is Status.FAILED and round_ < int(record.details.get("redriveRound") or 0):
+            # Moved back from the DLQ unchanged (StartMessageMoveTask): the redrive advanced
+            # the order's round before the move (docs/decisions/013).
+            round_ = int(record.details["redriveRound"])
         if record.status is Status.FAILED and round_ > record.round:
             record = record.with_(attempts=0)  # a redrive: a fresh round of attempts
         elif record.terminal or round_ < record.round:
@@ -339,6 +343,27 @@ class OrderExecutor:
                 retryable=retryable,
             )
         )
+
+    def advance_round(self, order_id: str) -> int | None:
+        """Before a redrive moves the order's message back: the round its next delivery runs in.
+
+        The round is kept on the failed order (``redriveRound``), so a message moved back
+        unchanged, still naming the old round, starts the new one (docs/decisions/013).
+        None if the order is not failed (it has moved on, or is unknown).
+        """
+        for _ in range(5 if order_id else 0):
+            record = self.store.get(order_id)
+            if record is None or record.status is not Status.FAILED:
+                return None
+            pending = int(record.details.get("redriveRound") or 0)
+            if pending > record.round:
+                return pending  # advanced by an earlier redrive whose message has not arrived yet
+            try:
+                self.store.update_details(record, {"redriveRound": record.round + 1})
+            except StaleWrite:
+                continue
+            return record.round + 1
+        return None
 
     def finish_dead_letter(self, order_id: str) -> bool:
         """A message reached the DLQ: make its order terminal and give it a failure record.

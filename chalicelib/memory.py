@@ -158,7 +158,9 @@ class MemoryOrderStore:
 class MemoryQueue:
     """Keeps what was sent; receive hands out what is not deleted (no visibility clock)."""
 
-    def __init__(self) -> None:
+    def __init__(self, move_tasks: bool = False) -> None:
+        """``move_tasks``: serve :meth:`move_to` as SQS's StartMessageMoveTask does (moto does not)."""
+        self.move_tasks = move_tasks
         self.sent: list[dict[str, Any]] = []
         self.visibility: dict[str, int] = {}
         self._live: dict[str, dict[str, Any]] = {}
@@ -183,6 +185,18 @@ class MemoryQueue:
     def delete(self, receipts: list[str]) -> None:
         for receipt in receipts:
             self._live.pop(receipt, None)
+
+    def release(self, receipts: list[str]) -> None:
+        for receipt in receipts:
+            self.visibility[receipt] = 0
+
+    def move_to(self, destination: MemoryQueue) -> bool:
+        """Every message to ``destination``, bodies unchanged (as a message move task)."""
+        if not self.move_tasks:
+            return False
+        for receipt in list(self._live):
+            destination.send(self._live.pop(receipt))
+        return True
 
     def depth(self) -> int:
         return len(self._live)

@@ -10,6 +10,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from chalicelib.logs import logger
+
 __all__ = ["ApiGatewayNotifier", "SqsQueue"]
 
 # Many worker threads share one client; botocore clients are thread-safe but the default
@@ -41,6 +43,8 @@ class SqsQueue(_LazyClient):
     def __init__(self, url: str) -> None:
         super().__init__("sqs")
         self.url = url
+        self._arn: str | None = None
+        self._no_move_tasks = False
 
     def send(self, body: dict[str, Any]) -> None:
         self.client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
@@ -88,6 +92,40 @@ class SqsQueue(_LazyClient):
             self.client.delete_message_batch(
                 QueueUrl=self.url, Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
             )
+
+    def arn(self) -> str:
+        if self._arn is None:
+            attrs = self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]
+            self._arn = str(attrs["QueueArn"])
+        return self._arn
+
+    def release(self, receipts: list[str]) -> None:
+        """Make received messages visible again at once (ChangeMessageVisibilityBatch, timeout 0)."""
+        for start in range(0, len(receipts), 10):
+            chunk = receipts[start : start + 10]
+            self.client.change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": 0} for i, r in enumerate(chunk)],
+            )
+
+    def move_to(self, destination: SqsQueue) -> bool:
+        """Move this dead-letter queue's visible messages to ``destination`` with StartMessageMoveTask.
+
+        SQS moves them itself, bodies unchanged, asynchronously (a moment later they are in
+        ``destination``). False, and nothing moved, where the endpoint has no message move
+        tasks (moto); that answer is remembered.
+        """
+        if self._no_move_tasks:
+            return False
+        try:
+            self.client.start_message_move_task(SourceArn=self.arn(), DestinationArn=destination.arn())
+        except (ClientError, NotImplementedError) as exc:  # NotImplementedError: moto's in-process mock
+            code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+            # A task already running on the queue (a concurrent redrive) is no emulator gap: ask again next time.
+            self._no_move_tasks = "InvalidParameterValue" not in code
+            logger.info("no message move task", extra={"queue": self.url, "error": code or str(exc)})
+            return False
+        return True
 
     def depth(self) -> int:
         """Messages in the queue, visible or in flight (SQS's approximate counts)."""

@@ -124,14 +124,20 @@ def test_a_second_purge_within_60_s(endpoint):
 
 def test_start_message_move_task_from_a_dead_letter_queue(endpoint):
     # AWS: StartMessageMoveTask moves a DLQ's messages back to their source queue (or a given
-    # destination), unchanged. LocalStack does it; moto answers with an error. The engine's
-    # redrive uses it where the emulator or AWS serves it, and receive/send/delete elsewhere.
+    # destination) with their bodies unchanged, as new messages: a new MessageId, a fresh
+    # receive count and retention period ("All redriven messages are considered new messages",
+    # SQS Developer Guide, "Configure a dead-letter queue redrive"). So a moved message still
+    # names its old round: the engine's redrive keeps the next round on the order first
+    # (decision 013). LocalStack does it; moto answers with an error, and the engine falls
+    # back to receive/send/delete there.
     sqs = _client(endpoint, "sqs")
     dlq_url, dlq_arn = _queue(sqs)
     source_url, source_arn = _queue(
         sqs, RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})
     )
     sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps({"orderId": "o-1", "round": 1}))
+    # a message that was received before (as a dead-lettered one was, maxReceiveCount times)
+    sqs.receive_message(QueueUrl=dlq_url, VisibilityTimeout=0)
     if EMULATOR == "moto":
         with pytest.raises(ClientError):
             sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=source_arn)
@@ -140,8 +146,11 @@ def test_start_message_move_task_from_a_dead_letter_queue(endpoint):
     deadline = time.monotonic() + 10
     moved: list[dict[str, Any]] = []
     while not moved and time.monotonic() < deadline:
-        moved = sqs.receive_message(QueueUrl=source_url, WaitTimeSeconds=1).get("Messages", [])
+        moved = sqs.receive_message(
+            QueueUrl=source_url, WaitTimeSeconds=1, AttributeNames=["ApproximateReceiveCount"]
+        ).get("Messages", [])
     assert [json.loads(m["Body"]) for m in moved] == [{"orderId": "o-1", "round": 1}]
+    assert moved[0]["Attributes"]["ApproximateReceiveCount"] == "1"  # a new message: its first receive
     tasks = sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]
     assert tasks and tasks[0]["Status"] in ("COMPLETED", "RUNNING")
 

@@ -64,6 +64,7 @@ class CallRecorder:
     def __init__(self, tables: dict[str, str], queues: dict[str, str]) -> None:
         self.tables = tables  # physical table name -> logical id
         self.queues = queues  # queue URL -> logical id
+        self.queue_arns: dict[str, str] = {}  # queue ARN -> logical id
         self.secrets: dict[str, str] = {}  # secret ARN -> logical id
         self.grants: dict[str, set[Grant]] = defaultdict(set)
         self.unmapped: list[str] = []
@@ -103,6 +104,15 @@ class CallRecorder:
                 resource = f"{logical}/index" if params.get("IndexName") else logical
                 grants.append((f"dynamodb:{operation}", resource))
             return grants
+        if service == "sqs" and operation == "StartMessageMoveTask":
+            # Authorised on the source (a DLQ) by its own action, plus SendMessage on the destination
+            # (SQS Developer Guide, "Configuring queue permissions for dead-letter queue redrive").
+            source = self.queue_arns.get(params.get("SourceArn", ""))
+            target = self.queue_arns.get(params.get("DestinationArn", ""))
+            if source is None or target is None:
+                self.unmapped.append(f"sqs:{operation} {params.get('SourceArn')} -> {params.get('DestinationArn')}")
+                return []
+            return [("sqs:StartMessageMoveTask", source), ("sqs:SendMessage", target)]
         if service == "sqs":
             logical = self.queues.get(params.get("QueueUrl", ""))
             if logical is None:
@@ -253,6 +263,7 @@ def record_function_grants(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
     app = _load_project_app()
 
     recorder = CallRecorder(tables, queues)
+    recorder.queue_arns = {arns[name]: name for name in urls}
     sqs = session.client("sqs")
     recorder.ignored.add(id(sqs))
     with _patched_client(recorder), Client(app, stage_name="dev", project_dir=str(ROOT)) as client:

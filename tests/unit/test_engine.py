@@ -380,6 +380,29 @@ def test_dead_letters_get_records_and_redrive_starts_a_new_round(eng):
     assert eng.dead_letters.clear(keep_records=False) == {"messagesPurged": 0, "recordsCleared": 1}
 
 
+def test_a_redrive_by_message_move_task_starts_a_new_round_from_the_unchanged_message(eng):
+    # GIVEN a failed order whose message is in a DLQ that serves message move tasks (LocalStack, AWS)
+    eng.dead_letters.dlq.move_tasks = True
+    order_id = eng.orders.submit(_request(), test_failure=True).record.order_id
+    for receive in (1, 2, 3, 4):
+        eng.executor.run(order_id, receive_count=receive)
+    eng.dead_letters.dlq.send({"orderId": order_id, "round": 1})
+    # WHEN it is redriven
+    assert eng.dead_letters.redrive() == {"redriven": 1, "orderIds": [order_id]}
+    # THEN the message arrives unchanged, still naming round 1, and nothing was re-sent
+    assert eng.orders_queue.sent[-1] == {"orderId": order_id, "round": 1}
+    assert eng.dead_letters.dlq.depth() == 0
+    # AND its delivery starts round 2 (kept on the order), attempt 1, not a dropped duplicate
+    outcome = eng.executor.run(order_id, receive_count=1, round_=1)
+    assert outcome.reason != "already_terminal" and not outcome.done
+    again = eng.store.get(order_id)
+    assert again.round == 2 and again.attempts == 1
+    assert [e.get("round") for e in again.history if e["status"] == "routing"][-1] == 2
+    # AND a second copy of that round-1 message is a duplicate now
+    assert eng.executor.run(order_id, receive_count=1, round_=1).reason == "already_terminal"
+    assert eng.failures.get(order_id).redriven == 1
+
+
 def test_a_crash_on_the_last_attempt_is_reconciled_from_the_dlq(eng):
     # GIVEN an order that died mid-attempt and whose message reached the DLQ without a record
     order_id = eng.orders.submit(_request(), test_failure=True).record.order_id
