@@ -36,6 +36,13 @@ solana-programs: $(STAMP)
 
 ## Set up and run everything CI runs: ruff, mypy, unit, integration and e2e tests, the whole
 ## suite on moto and, at the same time, the tests that touch AWS on LocalStack.
+## What runs where (two pytest processes side by side, one per core):
+##   test-moto        every test (unit, infra, offline runtime, localnet, bench, e2e, integration,
+##                    fidelity), each e2e/integration/fidelity module on a moto server of its own;
+##   test-localstack  LOCALSTACK_TESTS below with TEST_EMULATOR=localstack: each module starts a
+##                    LocalStack of its own (host mode). Modules that pin moto (the local-cluster
+##                    chain tests, the stream-order test, the issue-key test: tests/emulators.py
+##                    PINS_MOTO) skip there, as they would only run on moto a second time.
 test: $(STAMP) browser lint typecheck localstack
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-moto test-localstack
 
@@ -50,7 +57,10 @@ test-localstack: $(STAMP) localstack
 ## LocalStack 4.13.1 + DynamoDB Local, installed once into ~/.cache/offline-localstack (needs Java 17+ and npm:
 ## installed with apt-get when missing and run as root, as CI is).
 localstack: $(STAMP)
-	@command -v java >/dev/null && command -v javac >/dev/null && command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless npm >/dev/null; } || true
+	@command -v java >/dev/null && command -v javac >/dev/null && command -v npm >/dev/null || \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless npm >/dev/null || true; \
+	  else echo "make localstack: Java 17+ (java, javac, jar) and npm are missing and this is not root, so they are not installed here." \
+	    "Install them (Debian/Ubuntu: sudo apt-get install default-jdk-headless npm), or use EMULATOR=moto / make test-moto." >&2; fi
 	$(PY) -m offline.localstack install
 
 ## Headless Chromium for the console's browser test (Debian's package; needs root, else that test skips).

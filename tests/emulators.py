@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 EMULATORS = ("moto", "localstack")
 ACCOUNTS = {"moto": "123456789012", "localstack": "000000000000"}  # what each reports by default
@@ -28,6 +30,13 @@ def test_emulator() -> str:
 
 
 test_emulator.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+# For a module that pins moto (mock_aws, or its own moto server): what it checks does not depend
+# on the emulator, so the LocalStack half of `make test` skips it rather than run it on moto a
+# second time, beside the moto half (Makefile, "What runs where").
+PINS_MOTO = pytest.mark.skipif(
+    test_emulator() == "localstack", reason="pins moto: runs in the moto half of make test only"
+)
 
 
 @contextlib.contextmanager

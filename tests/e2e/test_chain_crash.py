@@ -20,9 +20,10 @@ from solders.pubkey import Pubkey
 from chalicelib.rpc import RpcCluster
 from localnet import rpc_call
 from tests.e2e.test_crash import _assert_one_swap_each, _shorten_visibility, _wait_all_terminal
+from tests.emulators import PINS_MOTO
 from tests.support import Runtime, cluster_env, http, local_cluster, moto_server, solana_programs_available, submit_many
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, PINS_MOTO]
 
 ATA_PROGRAM = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
 TOKEN_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")

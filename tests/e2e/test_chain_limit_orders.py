@@ -19,9 +19,10 @@ import pytest
 from chalicelib.market.chainpools import load_registry
 from chalicelib.market.onchain import OnChainMarket
 from chalicelib.rpc import RpcCluster
+from tests.emulators import PINS_MOTO
 from tests.support import Runtime, cluster_env, follow, http, local_cluster, moto_server, solana_programs_available
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, PINS_MOTO]
 
 TERMINAL = ("confirmed", "failed", "cancelled", "expired")
 

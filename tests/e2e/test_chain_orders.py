@@ -18,9 +18,10 @@ from solders.pubkey import Pubkey
 from chalicelib.market.chainpools import load_registry
 from chalicelib.market.onchain import OnChainMarket
 from chalicelib.rpc import RpcCluster
+from tests.emulators import PINS_MOTO
 from tests.support import Runtime, cluster_env, http, local_cluster, moto_server, solana_programs_available
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, PINS_MOTO]
 
 VALID_SLOTS = 60  # ~24 s of 400 ms slots: an expired blockhash within a test's patience, and room for a late landing
 ATA_PROGRAM = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")

@@ -17,9 +17,10 @@ import pytest
 import websocket
 
 from bench.per_order import check_stream, run_open_loop
+from tests.emulators import PINS_MOTO
 from tests.support import DEV_KEY, Runtime, http, moto_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, PINS_MOTO]
 
 ORDERS = 200
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "slippage": 0.05}

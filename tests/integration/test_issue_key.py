@@ -8,6 +8,9 @@ from moto import mock_aws
 from chalicelib.client_table import ClientModel, DynamoClientDirectory
 from chalicelib.clients import hash_key
 from scripts.issue_key import issue
+from tests.emulators import PINS_MOTO
+
+pytestmark = PINS_MOTO
 
 
 def test_an_issued_key_is_stored_hashed_and_found(monkeypatch):
