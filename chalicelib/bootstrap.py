@@ -114,7 +114,7 @@ def build_engine(
         subscriptions=SubscriptionService(store, notifier, replay_queue),
         executor=executor,
         failures=failures,
-        dead_letters=DeadLetterService(failures, dlq, orders_queue, executor),
+        dead_letters=DeadLetterService(failures, dlq, orders_queue, executor, move_task=settings.dlq_move_task),
         stats=EngineStats(store, orders_queue, dlq),
         clients=clients if clients is not None else _clients(settings),
         wallet=wallet,

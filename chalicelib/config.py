@@ -50,6 +50,10 @@ class Settings:
     submit_delay_ms: tuple[int, int] = (2000, 3000)
     market_seed: int = 7
     retry_delays_s: tuple[int, ...] = (2, 4, 8)
+    # DLQ redrive by StartMessageMoveTask (decision 013): DLQ_MOVE_TASK=on|off|auto; auto is on
+    # against AWS itself, off against an emulator (AWS_ENDPOINT_URL): LocalStack's moved
+    # messages keep their receive count, so its redrive policy dead-letters them again at once.
+    dlq_move_task: bool = False
     test_endpoints: bool = False
     attempt_lease_s: int = 30
     chain_drop_ppm: int = 0
@@ -80,6 +84,13 @@ class Settings:
         return len(self.retry_delays_s) + 1
 
 
+def _move_task(env: Mapping[str, str]) -> bool:
+    choice = (env.get("DLQ_MOVE_TASK") or "auto").strip().lower()
+    if choice == "auto":
+        return not env.get("AWS_ENDPOINT_URL")
+    return _flag(choice)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     delays = tuple(int(x) for x in env.get("RETRY_DELAYS_S", "2,4,8").split(",") if x.strip())
@@ -95,6 +106,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         submit_delay_ms=parse_delay_ms(env.get("DEX_SUBMIT_MS", ""), (2000, 3000)),
         market_seed=int(env.get("MARKET_SEED", "7")),
         retry_delays_s=delays,
+        dlq_move_task=_move_task(env),
         test_endpoints=_flag(env.get("ENABLE_TEST_ENDPOINTS")),
         attempt_lease_s=int(env.get("ATTEMPT_LEASE_S", "30")),
         chain_drop_ppm=int(env.get("CHAIN_DROP_PPM", "0")),

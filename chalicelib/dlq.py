@@ -38,8 +38,15 @@ class DeadLetterFinisher(Protocol):
 
 class DeadLetterService:
     def __init__(
-        self, failures: FailureStore, dlq: DeadLetterQueue, orders_queue: MessageQueue, finisher: DeadLetterFinisher
+        self,
+        failures: FailureStore,
+        dlq: DeadLetterQueue,
+        orders_queue: MessageQueue,
+        finisher: DeadLetterFinisher,
+        move_task: bool = True,
     ) -> None:
+        """``move_task``: redrive by StartMessageMoveTask where the queue serves it (Settings.dlq_move_task)."""
+        self.move_task = move_task
         self.failures = failures
         self.dlq = dlq
         self.orders_queue = orders_queue
@@ -110,7 +117,8 @@ class DeadLetterService:
             self.finisher.advance_round(order_id)
             self.failures.mark_redriven(order_id)
         self.dlq.release([m["receipt"] for m in held.values()])
-        if moved and len(held) < _MAX_MESSAGES_PER_CALL and self.dlq.move_to(self.orders_queue):
+        by_task = self.move_task and moved and len(held) < _MAX_MESSAGES_PER_CALL
+        if by_task and self.dlq.move_to(self.orders_queue):
             logger.info("dlq redriven", extra={"orders": moved, "by": "StartMessageMoveTask"})
             return {"redriven": len(moved), "orderIds": moved}
         marked = set(moved)

@@ -383,6 +383,7 @@ def test_dead_letters_get_records_and_redrive_starts_a_new_round(eng):
 def test_a_redrive_by_message_move_task_starts_a_new_round_from_the_unchanged_message(eng):
     # GIVEN a failed order whose message is in a DLQ that serves message move tasks (LocalStack, AWS)
     eng.dead_letters.dlq.move_tasks = True
+    eng.dead_letters.move_task = True  # DLQ_MOVE_TASK=on (auto: on AWS itself)
     order_id = eng.orders.submit(_request(), test_failure=True).record.order_id
     for receive in (1, 2, 3, 4):
         eng.executor.run(order_id, receive_count=receive)
@@ -401,6 +402,15 @@ def test_a_redrive_by_message_move_task_starts_a_new_round_from_the_unchanged_me
     # AND a second copy of that round-1 message is a duplicate now
     assert eng.executor.run(order_id, receive_count=1, round_=1).reason == "already_terminal"
     assert eng.failures.get(order_id).redriven == 1
+
+
+def test_dlq_move_task_is_on_against_aws_and_off_against_an_emulator_unless_told():
+    from chalicelib.config import load_settings
+
+    assert load_settings({}).dlq_move_task is True
+    assert load_settings({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}).dlq_move_task is False
+    assert load_settings({"AWS_ENDPOINT_URL": "http://x", "DLQ_MOVE_TASK": "on"}).dlq_move_task is True
+    assert load_settings({"DLQ_MOVE_TASK": "off"}).dlq_move_task is False
 
 
 def test_a_crash_on_the_last_attempt_is_reconciled_from_the_dlq(eng):
