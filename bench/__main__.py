@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -190,8 +191,22 @@ def estimated_invocations(summary: dict[str, Any]) -> dict[str, dict[str, float]
     }
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (`timeout`, a CI runner) unwinds like Ctrl-C, so the emulator and runtime we started are stopped.
+
+    They run in sessions of their own (a test can SIGKILL them); without this, Python's default
+    SIGTERM action ends the bench at once and leaves them running.
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _exit_on_sigterm()
     if argv[:1] == ["seed"]:  # one WebSocket per order, open loop (bench/seed.py)
         from bench import seed
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import output
+from bench.cpu import CpuTracker
 from bench.metrics import percentiles, ts
 from bench.per_order import StreamTrace, check_stream, run_open_loop
 from bench.stack import Engine, engine_under_test
@@ -35,7 +36,6 @@ DELAYS = {
     "default": {"DEX_QUOTE_MS": "200", "DEX_SUBMIT_MS": "2000-3000"},
 }
 MAX_ORDERS = 5000
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -60,58 +60,6 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--rate", f"{args.rate:g}"]
     parts += ["--out", args.out]
     return " ".join(shlex.quote(p) for p in parts)
-
-
-# -- CPU of each process, from /proc ---------------------------------------------------
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tree.setdefault(int(fields[1]), []).append(int(entry))
-    return tree
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process (its threads included)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def processes() -> dict[str, list[int]]:
-    """The engine's processes by role: the runtime, the emulator, this load client."""
-    tree = _children()
-    roles: dict[str, list[int]] = {"runtime": [], "emulator": [], "load client": [os.getpid()]}
-    stack = list(tree.get(os.getpid(), []))
-    while stack:
-        pid = stack.pop()
-        stack.extend(tree.get(pid, []))
-        argv = _cmdline(pid).split()  # by module name, not substring: a checkout may live in .../localstack
-        if {"offline.motoserver", "moto.server", "localstack.runtime.main"} & set(argv):
-            roles["emulator"].append(pid)
-        elif "offline" in argv:
-            roles["runtime"].append(pid)
-    return roles
-
-
-def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
-    return {role: sum(_cpu_s(pid) for pid in pids) for role, pids in roles.items()}
 
 
 # -- queue depth and AWS calls over time -------------------------------------------------
@@ -264,16 +212,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.warmup:
             run_open_loop(engine.rest, engine.ws, args.warmup, rate=None, stream_timeout_s=60)
             engine.settled_calls(timeout_s=3)
-        roles = processes()
         sampler = Sampler(engine)
         engine.aws_calls("DELETE")
         gc.collect()
         gc.freeze()
-        cpu_before, wall_before = cpu_by_role(roles), time.time()
+        cpu = CpuTracker().start()
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        wall_before = time.time()
         sampler.start()
         traces = run_open_loop(engine.rest, engine.ws, args.orders, rate=rate, stream_timeout_s=args.stream_timeout)
         wall = time.time() - wall_before
-        cpu_after = cpu_by_role(roles)
+        cpu_s = cpu.stop()
         calls = engine.settled_calls()
         sampler.stop()
     summary = summarize(traces, wall_before)
@@ -295,15 +244,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": command_line(args),
         "measuredAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall_before)),
         "load": {"orders": args.orders, "rate": rate, "delays": DELAYS[args.delays], "wallS": round(wall, 1)},
-        "machine": {"cores": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "cores": os.cpu_count(),
+            "loadavgStart": load_before,
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+        },
         "summary": summary,
         "cpu": {
             role: {
-                "seconds": round(cpu_after[role] - cpu_before[role], 1),
-                "ofOneCore": round((cpu_after[role] - cpu_before[role]) / wall, 3),
+                "seconds": round(seconds, 1),
+                "ofOneCore": round(seconds / wall, 3),
+                "msPerOrder": round(seconds * 1000 / accepted, 1),
             }
-            for role in roles
+            for role, seconds in cpu_s.items()
         },
+        "cpuMsPerOrder": round(sum(cpu_s.values()) * 1000 / accepted, 1),
         "awsCallsPerOrder": round((calls or {}).get("total", 0) / accepted, 2),
         "awsCalls": per_op,
         "byDepth": by_depth(sampler.samples, traces, [(0, 10), (11, 100), (101, 500), (501, 100000)]),
@@ -329,9 +284,13 @@ def render(report: dict[str, Any]) -> str:
         f"missing {st['missing']}, repeated {st['repeated']}, closed early {st['closedEarly']}, "
         f"no terminal {st['noTerminal']}, frames after terminal {st['afterTerminal']}; "
         f"still open when the client gave up (slow, not wrong) {st['timedOut']}",
-        "cpu         "
-        + "  ".join(f"{role} {c['seconds']} s ({c['ofOneCore']:.0%} of a core)" for role, c in report["cpu"].items())
-        + f"   (machine: {report['machine']['cores']} cores, load {report['machine']['loadavg']})",
+        f"cpu         {report['cpuMsPerOrder']} ms of CPU per order in all   "
+        f"(machine: {report['machine']['cores']} cores, "
+        f"load {report['machine']['loadavgStart']} -> {report['machine']['loadavg']})",
+        *(
+            f"    {role:<22} {c['seconds']:>7} s  {c['ofOneCore']:>5.0%} of a core  {c['msPerOrder']:>7} ms/order"
+            for role, c in report["cpu"].items()
+        ),
         f"aws calls   {report['awsCallsPerOrder']} per order; order queue depth max {report['depthMax']}",
     ]
     for row in report["awsCalls"]:

