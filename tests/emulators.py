@@ -90,6 +90,7 @@ def dynamodb_local_server(log_dir: Path) -> Iterator[str]:
     import shutil
     import subprocess
 
+    from offline.emulator import _die_with_parent
     from offline.localstack import install
     from tests.support import free_port, stop_process, wait_http
 
@@ -106,6 +107,7 @@ def dynamodb_local_server(log_dir: Path) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,  # a killed bench takes its DynamoDB Local with it
     )
     try:
         endpoint = f"http://127.0.0.1:{port}"
