@@ -68,8 +68,10 @@ class CpuTracker:
             return "load client"
         argv = set(_read(f"/proc/{pid}/cmdline").split())
         comm = _read(f"/proc/{pid}/comm")
+        if comm == "java":  # DynamoDB Local, under LocalStack or started by the bench itself
+            return "emulator-java"
         if parent_role in ("emulator", "emulator-java"):
-            return "emulator-java" if comm == "java" or "java" in argv else "emulator"
+            return "emulator"
         if EMULATOR_MODULES & argv:
             return "emulator"
         if comm.startswith("fn:"):
