@@ -28,8 +28,13 @@ def test_seed_burst_reports_streams_cpu_and_calls(tmp_path):
     assert summary["streams"]["connections"] == 8 and summary["streams"]["bad"] == 0
     assert summary["e2eMs"]["count"] == summary["postMs"]["count"] == 8
     # the CPU of each process, and the AWS calls per order (the ?orderId= replay path among them)
-    assert set(report["cpu"]) == {"runtime", "emulator", "load client"}
+    # the function environments (decision 010's processes) are counted by name, not folded away
+    assert {"runtime", "emulator", "load client", "fn:order_worker", "fn:ws_replay", "fn:api_handler"} <= set(
+        report["cpu"]
+    ), report["cpu"]
     assert report["cpu"]["emulator"]["seconds"] > 0 and report["cpu"]["runtime"]["seconds"] > 0
+    assert report["cpu"]["fn:order_worker"]["msPerOrder"] > 0
+    assert report["cpuMsPerOrder"] >= sum(c["msPerOrder"] for c in report["cpu"].values()) - 1
     operations = {(r["caller"], r["operation"]) for r in report["awsCalls"]}
     assert ("lambda:ws_replay", "dynamodb.UpdateItem") in operations
     assert ("websocket", "sqs.SendMessage") in operations
