@@ -124,6 +124,11 @@ def ws_connect(event: Any) -> Response | None:
     return handlers.ws_connect(event)
 
 
+@app.on_ws_disconnect()
+def ws_disconnect(event: Any) -> None:
+    handlers.ws_disconnect(event)
+
+
 @app.on_ws_message()
 def ws_message(event: Any) -> None:
     handlers.ws_message(event)

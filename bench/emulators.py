@@ -220,6 +220,9 @@ def measure(kinds: list[str], args: argparse.Namespace) -> dict[str, dict[str, A
                 "DEX_SUBMIT_MS": "0",
                 "RATE_LIMIT_RPS": "1000000",
                 "RATE_LIMIT_BURST": "1000000",
+                "WS_MAX_CONNECTIONS_PER_KEY": "1000000",
+                "WS_FRAME_RATE": "1000000",
+                "WS_FRAME_BURST": "1000000",
             }
             runtimes[kind] = Runtime(endpoint, out / f"runtime-{kind}.log", env).start()
             stack.callback(runtimes[kind].stop)

@@ -88,7 +88,14 @@ def _runtime(env: dict[str, str], log_dir: Path, log_path: Path) -> Iterator[Eng
     with bench_endpoints(log_dir) as endpoints:  # BENCH_EMULATOR (default TEST_EMULATOR): tests/emulators.py
         endpoint = endpoints["AWS_ENDPOINT_URL"]
         # The engine is measured, not one client's usage plan: the load runs as one key, far above its rate.
-        unthrottled = {"RATE_LIMIT_RPS": "1000000", "RATE_LIMIT_BURST": "1000000"}
+        unthrottled = {
+            "RATE_LIMIT_RPS": "1000000",
+            "RATE_LIMIT_BURST": "1000000",
+            # the WebSocket limits stay on (their calls are counted) but never refuse the one key
+            "WS_MAX_CONNECTIONS_PER_KEY": "1000000",
+            "WS_FRAME_RATE": "1000000",
+            "WS_FRAME_BURST": "1000000",
+        }
         runtime = Runtime(
             endpoint,
             log_path,

@@ -15,6 +15,7 @@ from chalicelib.dlq import DeadLetterQueue, DeadLetterService
 from chalicelib.dynamo import DynamoOrderStore, bind_tables
 from chalicelib.execution import OrderExecutor, Router
 from chalicelib.failures import DynamoFailureStore, FailureModel, FailureStore
+from chalicelib.limits import ConnectionLimiter, FrameLimiter
 from chalicelib.market import DEFAULT_TOKENS, Market, MarketConfig, TokenRegistry
 from chalicelib.messaging import ApiGatewayNotifier, SqsQueue
 from chalicelib.onchain_wiring import build_chain_parts
@@ -45,6 +46,9 @@ class Engine:
     wallet: str | None = None  # the public key that signs the engine's swaps
     watcher: OrderWatcher | None = None  # limit and sniper orders (issue 17)
     canceller: OrderCanceller | None = None
+    # WebSocket limits (docs/decisions/016): None when LIMITS_TABLE is unset or the limit is 0.
+    connection_limits: ConnectionLimiter | None = None
+    frame_limits: FrameLimiter | None = None
 
 
 def _clients(settings: Settings) -> ClientDirectory:
@@ -120,7 +124,21 @@ def build_engine(
         wallet=wallet,
     )
     attach_order_types(eng, router, publisher)
+    _attach_limits(eng)
     return eng
+
+
+def _attach_limits(eng: Engine) -> None:
+    settings = eng.settings
+    if not settings.limits_table:
+        return
+    if settings.ws_max_connections_per_key > 0:
+        probe = eng.notifier.connected if isinstance(eng.notifier, ApiGatewayNotifier) else None
+        eng.connection_limits = ConnectionLimiter(
+            settings.limits_table, settings.ws_max_connections_per_key, probe=probe
+        )
+    if settings.ws_frame_rate > 0:
+        eng.frame_limits = FrameLimiter(settings.limits_table, settings.ws_frame_rate, settings.ws_frame_burst)
 
 
 _engine: Engine | None = None

@@ -68,6 +68,11 @@ class Settings:
     api_keys: str = ""
     clients_table: str = ""
     max_frame_bytes: int = 4 * 1024
+    # WebSocket limits (docs/decisions/016), kept in LIMITS_TABLE; 0 turns one off.
+    limits_table: str = ""
+    ws_max_connections_per_key: int = 100
+    ws_frame_rate: float = 50.0
+    ws_frame_burst: int = 100
     # A real cluster (issue 12): unset SOLANA_RPC_URL keeps the modelled market.
     solana_rpc_url: str | None = None
     solana_pools_file: str | None = None
@@ -120,6 +125,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clients_table=env.get("CLIENTS_TABLE", ""),
         max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),
         max_frame_bytes=int(env.get("MAX_FRAME_BYTES") or Settings.max_frame_bytes),
+        limits_table=env.get("LIMITS_TABLE", ""),
+        ws_max_connections_per_key=int(env.get("WS_MAX_CONNECTIONS_PER_KEY") or Settings.ws_max_connections_per_key),
+        ws_frame_rate=float(env.get("WS_FRAME_RATE") or Settings.ws_frame_rate),
+        ws_frame_burst=int(env.get("WS_FRAME_BURST") or Settings.ws_frame_burst),
         solana_rpc_url=env.get("SOLANA_RPC_URL") or None,
         solana_pools_file=env.get("SOLANA_POOLS_FILE") or None,
         wallet_keypair_path=env.get("WALLET_KEYPAIR_PATH") or None,

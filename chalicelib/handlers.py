@@ -20,6 +20,7 @@ from chalicelib.bootstrap import engine
 from chalicelib.clients import Unauthorized, client_from_context
 from chalicelib.errors import EngineError, InvalidOrder, OrderNotFound
 from chalicelib.launch import launch_token
+from chalicelib.limits import TooManyConnections
 from chalicelib.logs import logger
 from chalicelib.metrics import flush as flush_metrics
 from chalicelib.orders import OrderRecord
@@ -47,6 +48,7 @@ __all__ = [
     "sweep",
     "watch",
     "ws_connect",
+    "ws_disconnect",
     "ws_message",
 ]
 
@@ -293,12 +295,29 @@ def ws_connect(event: Any) -> Response | None:
     raw = event.to_dict()
     query = raw.get("queryStringParameters") or {}
     order_id = query.get("orderId")
+    eng = engine()
+    limits = eng.connection_limits
     try:
         client = connection_client(raw)
-        engine().subscriptions.connect(event.connection_id, order_id, client)
-    except (OrderNotFound, Unauthorized) as exc:
+        if limits is not None:
+            limits.admit(client, event.connection_id)  # 429 too_many_connections above the key's maximum
+        try:
+            eng.subscriptions.connect(event.connection_id, order_id, client)
+        except OrderNotFound:
+            if limits is not None:
+                limits.release(client, event.connection_id)  # a refused connect gets no $disconnect
+            raise
+    except (OrderNotFound, Unauthorized, TooManyConnections) as exc:
         return _error(exc)
     return None
+
+
+def ws_disconnect(event: Any) -> None:
+    """Frees the connection's slot in its key's count (best-effort on AWS: see docs/decisions/016)."""
+    eng = engine()
+    client = client_from_context(event.to_dict().get("requestContext"))
+    if eng.connection_limits is not None and client is not None:
+        eng.connection_limits.release(client.name, event.connection_id)
 
 
 def ws_message(event: Any) -> None:
@@ -308,6 +327,8 @@ def ws_message(event: Any) -> None:
         client = client_from_context(event.to_dict().get("requestContext"))
         if client is None:
             raise Unauthorized("this connection was not authorized on $connect")
+        if eng.frame_limits is not None:
+            eng.frame_limits.take(connection_id)  # error frame `throttled` above the connection's rate
         if len((event.body or "").encode("utf-8", "surrogatepass")) > eng.settings.max_frame_bytes:
             raise InvalidOrder(f"frames are limited to {eng.settings.max_frame_bytes} bytes", code="payload_too_large")
         try:

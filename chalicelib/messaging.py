@@ -162,6 +162,16 @@ class ApiGatewayNotifier(_LazyClient):
             raise
         return True
 
+    def connected(self, connection_id: str) -> bool:
+        """Is the connection still open? (GetConnection: 410 once it is gone)."""
+        try:
+            self.client.get_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            if _is_gone(exc):
+                return False
+            raise
+        return True
+
     def close(self, connection_id: str) -> None:
         try:
             self.client.delete_connection(ConnectionId=connection_id)

@@ -304,6 +304,10 @@ def provision_template(
         "AWS::StackName": name_prefix,
         "AWS::NoValue": "",
     }
+    # A parameter resolves to its Default, as a stack created without overrides has it.
+    for name, parameter in (template.get("Parameters") or {}).items():
+        if isinstance(parameter, dict) and "Default" in parameter:
+            pseudo.setdefault(name, str(parameter["Default"]))
     created: dict[str, Created] = {}
     resolver = _Resolver(created, pseudo, lambda: caller_account(session, endpoint_url))
     resources: dict[str, Any] = template.get("Resources", {}) or {}

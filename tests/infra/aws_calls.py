@@ -35,6 +35,7 @@ FUNCTIONS = {
     "api_handler": "APIHandler",
     "ws_connect": "WebsocketConnect",
     "ws_message": "WebsocketMessage",
+    "ws_disconnect": "WebsocketDisconnect",
     "order_worker": "OrderWorker",
     "ws_replay": "WsReplay",
     "sweeper": "Sweeper",
@@ -249,6 +250,7 @@ def record_function_grants(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
             "ATTEMPT_LEASE_S": "0",
             "STRANDED_AFTER_S": "0",
             "WATCH_WINDOW_S": "0",
+            "WS_MAX_CONNECTIONS_PER_KEY": "10",
         }
     )
     for key, value in env.items():
@@ -270,6 +272,8 @@ def record_function_grants(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
         keyed = _KeyedClient(client)
         _drive_authorizers(keyed, recorder)
         _drive(keyed, recorder, sqs, urls, arns, bootstrap)
+        limits_table = next(name for name, logical in tables.items() if logical == "LimitsTable")
+        _connection_limit(keyed, recorder, session.client("dynamodb"), limits_table)
     return recorder
 
 
@@ -388,6 +392,19 @@ def _drive(client: Any, recorder: CallRecorder, sqs: Any, urls: dict, arns: dict
         client.http.delete("/api/dlq/clear")
     _limit_orders(client, recorder, sqs, orders_url, bootstrap)
     _wallet_secret(recorder)
+
+
+def _connection_limit(client: Any, recorder: CallRecorder, ddb: Any, table: str) -> None:
+    """A key at its maximum (10 here): the entry of a connection whose $disconnect was lost is probed."""
+    recorder.ignored.add(id(ddb))
+    held = {f"conn-h{i}": {"N": str(time.time())} for i in range(8)}
+    held["conn-old"] = {"N": str(time.time() - 3600)}
+    ddb.put_item(TableName=table, Item={"key": {"S": "conns#dev"}, "conns": {"M": held}})
+    with recorder.as_function("ws_connect"):
+        for cid in ("conn-l1", "conn-l2"):
+            client.lambda_.invoke("ws_connect", _ws_event("$connect", cid))
+    with recorder.as_function("ws_disconnect"):
+        client.lambda_.invoke("ws_disconnect", _ws_event("$disconnect", "conn-l1"))
 
 
 def _limit_orders(client: Any, recorder: CallRecorder, sqs: Any, orders_url: str, bootstrap: Any) -> None:
