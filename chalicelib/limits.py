@@ -64,6 +64,12 @@ def _conditional(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
+def _no_map_yet(exc: Exception) -> bool:
+    return getattr(exc, "cause_response_code", None) == "ValidationException" and "document path" in str(
+        getattr(exc, "cause_response_message", "")
+    )
+
+
 class ConnectionLimiter:
     """At most `maximum` open connections per client; a refused connect raises TooManyConnections."""
 
@@ -114,7 +120,8 @@ class ConnectionLimiter:
             )
             return True
         except UpdateError as exc:
-            if not _conditional(exc):
+            # DynamoDB may refuse the path into a map that does not exist before evaluating the condition.
+            if not (_conditional(exc) or _no_map_yet(exc)):
                 raise
         # Full, or the client's first connection: the map must exist before an entry is set in it.
         try:

@@ -32,7 +32,10 @@ def zero_delay_runtime(tmp_path_factory) -> Iterator[Runtime]:
     # Its own emulator: the session's runtime would consume this one's queues (replays included).
     logs = tmp_path_factory.mktemp("stream-order")
     with moto_server(logs) as endpoint:
-        rt = Runtime(endpoint, logs / "runtime.log", {"DEX_QUOTE_MS": "0", "DEX_SUBMIT_MS": "0"}).start()
+        # One key, one connection per order: on a loaded machine more than the default 100 are open at
+        # once. This module is about stream order, not the key's connection limit (tests/e2e/test_ws_limits.py).
+        env = {"DEX_QUOTE_MS": "0", "DEX_SUBMIT_MS": "0", "WS_MAX_CONNECTIONS_PER_KEY": "100000"}
+        rt = Runtime(endpoint, logs / "runtime.log", env).start()
         try:
             yield rt
         finally:

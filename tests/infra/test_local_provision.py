@@ -20,6 +20,7 @@ def test_local_runtime_creates_tables_and_queues_and_skips_the_rest(fake_aws):
         "OrdersTable",
         "FailuresTable",
         "ClientsTable",
+        "LimitsTable",
     }
     assert {n for n, c in result.resources.items() if c.type == "AWS::SQS::Queue"} == {
         "OrdersQueue",
@@ -31,3 +32,5 @@ def test_local_runtime_creates_tables_and_queues_and_skips_the_rest(fake_aws):
     assert set(result.skipped_env) == {"WEBSOCKET_API_ENDPOINT"}
     assert result.env["ORDERS_QUEUE_URL"].endswith("/solana-exec-orders")
     assert result.env["ORDERS_TABLE"] == "t-OrdersTable"
+    # a Ref to a template parameter takes its Default (the WebSocket limits, decision 016)
+    assert result.env["WS_MAX_CONNECTIONS_PER_KEY"] == "100" and result.env["WS_FRAME_RATE"] == "50"
