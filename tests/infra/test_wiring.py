@@ -60,9 +60,10 @@ def test_replay_event_source(dev_template):
 def test_websocket_routes_reach_their_handlers(dev_template):
     resources = dev_template["Resources"]
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources.values() if r["Type"].endswith("::Route")}
-    # No $disconnect: a subscriber that went away is dropped by the first push that gets a 410.
-    assert set(routes) == {"$connect", "$default"}
-    expected = {"$connect": "WebsocketConnect", "$default": "WebsocketMessage"}
+    # $disconnect frees the key's connection slot (decision 016); a subscriber that went away is
+    # still dropped from its orders by the first push that gets a 410.
+    assert set(routes) == {"$connect", "$default", "$disconnect"}
+    expected = {"$connect": "WebsocketConnect", "$default": "WebsocketMessage", "$disconnect": "WebsocketDisconnect"}
     for key, function in expected.items():
         integration_id = routes[key]["Target"]["Fn::Join"][1][1]["Ref"]
         _, variables = resources[integration_id]["Properties"]["IntegrationUri"]["Fn::Sub"]
@@ -75,7 +76,7 @@ def test_functions_get_the_resource_names_and_the_websocket_endpoint(dev_templat
     assert variables["ORDERS_QUEUE_URL"] == {"Ref": "OrdersQueue"}
     assert variables["ORDERS_DLQ_URL"] == {"Ref": "OrdersDeadLetterQueue"}
     assert variables["REPLAY_QUEUE_URL"] == {"Ref": "ReplayQueue"}
-    for name, table in (("ORDERS", "Orders"), ("FAILURES", "Failures")):
+    for name, table in (("ORDERS", "Orders"), ("FAILURES", "Failures"), ("LIMITS", "Limits")):
         assert variables[f"{name}_TABLE"] == {"Ref": f"{table}Table"}
     # the notifier's endpoint: https://{api}.execute-api.{region}.amazonaws.com/{stage}
     assert variables["WEBSOCKET_API_ENDPOINT"] == {
