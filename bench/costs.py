@@ -36,8 +36,19 @@ _WHY: dict[tuple[str, str, str, str], str] = {
     ("api", "sqs", "SendMessage", "orders"): "POST /order queues the order for the worker after storing it",
     ("websocket", "dynamodb", "UpdateItem", "orders"): (
         "subscribe adds the connection to the order item and returns its history (ALL_NEW), race-free "
-        "(no $disconnect clean-up: a gone subscriber is dropped by the first push that gets 410); then hands "
-        "it over to live pushes, conditional on the seq it sent (decision 011)"
+        "(a gone subscriber is dropped from its orders by the first push that gets 410, not on $disconnect); "
+        "then hands it over to live pushes, conditional on the seq it sent (decision 011)"
+    ),
+    ("websocket", "dynamodb", "UpdateItem", "limits"): (
+        "$connect takes a slot in its key's connection map (conditional: below WS_MAX_CONNECTIONS_PER_KEY), "
+        "$disconnect frees it, and each frame takes its connection's rate (GCRA); decision 016"
+    ),
+    ("websocket", "dynamodb", "PutItem", "limits"): "a key's first $connect creates its connection map (decision 016)",
+    ("websocket", "dynamodb", "GetItem", "limits"): (
+        "a full key: read its connection map to reclaim slots a lost $disconnect left (decision 016)"
+    ),
+    ("websocket", "apigatewaymanagementapi", "GetConnection", ""): (
+        "a full key: is a connection of its map still open (at most every 30 s per key; decision 016)"
     ),
     ("websocket", "dynamodb", "GetItem", "orders"): (
         "a status was written while subscribe sent the history: read it to send the rest (decision 011)"
@@ -97,9 +108,9 @@ _WHY: dict[tuple[str, str, str, str], str] = {
 
 
 def resource_kind(resource: str) -> str:
-    """`orders` / `failures` / `replay` / `dlq` from a table or queue name."""
+    """`orders` / `failures` / `replay` / `dlq` / `limits` from a table or queue name."""
     name = resource.lower()
-    for kind in ("failures", "replay", "dlq", "orders"):
+    for kind in ("failures", "replay", "dlq", "limits", "orders"):
         if kind in name:
             return kind
     return name

@@ -328,7 +328,7 @@ def ws_message(event: Any) -> None:
         if client is None:
             raise Unauthorized("this connection was not authorized on $connect")
         if eng.frame_limits is not None:
-            eng.frame_limits.take(connection_id)  # error frame `throttled` above the connection's rate
+            _take_frame(eng.frame_limits, connection_id)  # error frame `throttled` above the connection's rate
         if len((event.body or "").encode("utf-8", "surrogatepass")) > eng.settings.max_frame_bytes:
             raise InvalidOrder(f"frames are limited to {eng.settings.max_frame_bytes} bytes", code="payload_too_large")
         try:
@@ -350,6 +350,16 @@ def ws_message(event: Any) -> None:
             eng.subscriptions.unsubscribe(connection_id, order_id)
     except EngineError as exc:
         eng.notifier.post(connection_id, {"type": "error", **error_body(exc)})
+
+
+def _take_frame(limiter: Any, connection_id: str) -> None:
+    """The frame's rate; a limiter that cannot answer lets the frame through (logged), never a 500 frame."""
+    try:
+        limiter.take(connection_id)
+    except EngineError:
+        raise
+    except Exception:  # noqa: BLE001
+        logger.exception("frame limiter unavailable; frame allowed", extra={"connectionId": connection_id})
 
 
 # -- scheduled ---------------------------------------------------------------------------

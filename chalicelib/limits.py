@@ -165,7 +165,10 @@ class ConnectionLimiter:
 
 
 class FrameLimiter:
-    """`rate` frames per second per connection, `burst` at once (GCRA); `take` raises Throttled."""
+    """`rate` frames per second per connection, `burst` at once (GCRA); `take` raises Throttled.
+
+    Times are whole milliseconds (DynamoDB adds integers exactly), so the rate is at most 1000/s.
+    """
 
     def __init__(
         self,
@@ -178,16 +181,16 @@ class FrameLimiter:
         LimitModel.Meta.table_name = table
         self.rate = rate
         self.burst = max(1, burst)
-        self.interval = 1.0 / rate
-        self.tolerance = (self.burst - 1) * self.interval
+        self.interval_ms = max(1, round(1000 / rate))
+        self.tolerance_ms = (self.burst - 1) * self.interval_ms
         self.clock = clock
-        self._ahead: dict[str, float] = {}  # connection -> the last tat seen here (which branch first)
+        self._ahead: dict[str, int] = {}  # connection -> the last tat seen here (which branch first)
 
     def take(self, connection_id: str) -> None:
-        now = self.clock()
+        now = int(self.clock() * 1000)
         key = f"frames#{connection_id}"
         branches = [self._idle, self._in_burst]
-        if self._ahead.get(connection_id, 0.0) > now:
+        if self._ahead.get(connection_id, 0) > now:
             branches.reverse()
         for branch in branches:
             tat = branch(key, now)
@@ -198,27 +201,25 @@ class FrameLimiter:
                 return
         raise Throttled(f"this connection is limited to {self.rate:g} frames per second (burst {self.burst})")
 
-    def _idle(self, key: str, now: float) -> float | None:
+    def _idle(self, key: str, now: int) -> int | None:
         """The bucket is full (tat in the past): the frame sets tat to now + one interval."""
+        expires = now // 1000 + MAX_CONNECTION_S + 600
         return self._update(
             key,
-            [
-                LimitModel.tat.set(round(now + self.interval, 4)),
-                LimitModel.expiresAt.set(int(now + MAX_CONNECTION_S) + 600),
-            ],
+            [LimitModel.tat.set(now + self.interval_ms), LimitModel.expiresAt.set(expires)],
             LimitModel.tat.does_not_exist() | (LimitModel.tat <= now),
         )
 
-    def _in_burst(self, key: str, now: float) -> float | None:
+    def _in_burst(self, key: str, now: int) -> int | None:
         """Within the burst (tat at most `tolerance` ahead): the frame pushes tat one interval on."""
         return self._update(
             key,
-            [LimitModel.tat.set(LimitModel.tat + round(self.interval, 6))],
-            (LimitModel.tat > now) & (LimitModel.tat <= now + self.tolerance),
+            [LimitModel.tat.set(LimitModel.tat + self.interval_ms)],
+            (LimitModel.tat > now) & (LimitModel.tat <= now + self.tolerance_ms),
         )
 
     @staticmethod
-    def _update(key: str, actions: list[Any], condition: Any) -> float | None:
+    def _update(key: str, actions: list[Any], condition: Any) -> int | None:
         """The new tat (the update returns the item), or None when the condition fails."""
         item = LimitModel(key)
         try:
@@ -227,4 +228,4 @@ class FrameLimiter:
             if _conditional(exc):
                 return None
             raise
-        return float(item.tat or 0.0)
+        return int(item.tat or 0)
