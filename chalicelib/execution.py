@@ -74,7 +74,7 @@ class OrderExecutor:
         self.retry_delays_s = retry_delays_s
         self.registry = registry
         # Re-reads the pool registry (new pools and their mints); set by the wiring on a cluster.
-        self.discover: Callable[[], object] | None = None
+        self.discover: Callable[[list[tuple[str, str]]], bool] | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -141,7 +141,7 @@ class OrderExecutor:
             self._write(record, Status.WAITING, waiting_fields(record), {})  # the watcher takes it from here
             return
         if record.status is Status.WAITING and self.discover is not None:
-            self.discover()  # a sniper's mint may have been listed since (a new pool)
+            self.discover([(request.token_in, request.token_out)])  # a sniper's pair may have a pool now
         token_in = self.registry.resolve(request.token_in)
         token_out = self.registry.resolve(request.token_out)
         if record.status is Status.WAITING and (token_in is None or token_out is None):

@@ -56,6 +56,14 @@ def pair_quoter(market: Any, token_in: Token, token_out: Token) -> PairQuote:
     return PairQuote(best(open_now), best(opening), min(p.opens_at_s for p in opening))
 
 
+def _listed(market: Any, registry: TokenRegistry, symbol_in: str, symbol_out: str) -> bool:
+    token_in, token_out = registry.resolve(symbol_in), registry.resolve(symbol_out)
+    if token_in is None or token_out is None:
+        return False
+    supports = getattr(market, "supports", None)
+    return supports is None or bool(supports(token_in, token_out))
+
+
 @dataclass
 class TickReport:
     waiting: int = 0
@@ -80,7 +88,7 @@ class OrderWatcher:
         market: Callable[[], Any],
         tokens: Callable[[], TokenRegistry],
         *,
-        discover: Callable[[], object] | None = None,
+        discover: Callable[[list[tuple[str, str]]], bool] | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         retrigger_ms: int = 5_000,
         full_refresh_ms: int = 30_000,
@@ -132,10 +140,11 @@ class OrderWatcher:
         report.waiting = sum(len(v) for v in by_pair.values())
         report.pairs = len(by_pair)
         registry = self.tokens()
-        if self.discover is not None and any(registry.resolve(b) is None for _, b in by_pair):
-            self.discover()  # a sniper's mint may have its pool now
-            registry = self.tokens()
         market = self.market()
+        if self.discover is not None:
+            unlisted = [pair for pair in by_pair if not _listed(market, registry, *pair)]
+            if unlisted and self.discover(unlisted):  # a sniper's pair may have its pool now
+                registry, market = self.tokens(), self.market()
         for (symbol_in, symbol_out), records in by_pair.items():
             token_in, token_out = registry.resolve(symbol_in), registry.resolve(symbol_out)
             if token_in is None or token_out is None:
