@@ -108,7 +108,9 @@ class OrderExecutor:
             # Another delivery is executing this order right now (a duplicate message, or
             # a stranded-order re-queue); its lease is the function timeout. Come back after.
             return AttemptOutcome(done=False, retry_in_s=math.ceil(leased_for_ms / 1000), reason="leased")
-        attempt = max(1, receive_count)
+        # A waiting order's trigger may come more than once (a pool not open yet, a re-send):
+        # none of those deliveries attempted anything, so its first routing is attempt 1.
+        attempt = 1 if record.status is Status.WAITING else max(1, receive_count)
         try:
             self._attempt(record, attempt, round_)
             return AttemptOutcome(done=True)

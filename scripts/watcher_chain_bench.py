@@ -194,14 +194,14 @@ class Mover:
         self.rpc = RpcCluster(rpc_url)
         self.market = OnChainMarket(self.rpc, registry)
         self.lander = ChainLander(self.rpc, self.market, wallet)
+        self.holdings = json.loads((ROOT / "infra" / "localnet.json").read_text())["wallet"]["tokens"]
 
     def push(self, token_in: Token, token_out: Token) -> float:
-        """Swap tokenOut -> tokenIn; the moment it is seen landed (monotonic)."""
+        """Swap tokenOut -> tokenIn (at most 2 % of what genesis gave the wallet); when it is seen landed."""
+        cap = int(Decimal(self.holdings[token_out.symbol]).scaleb(token_out.decimals)) // 50
         amount = 10**token_out.decimals
         plan = self.market.route(token_out, token_in, amount)
-        for _ in range(40):
-            if plan.price_impact >= Decimal("0.015"):
-                break
+        while plan.price_impact < Decimal("0.015") and amount * 3 // 2 <= cap:
             amount = amount * 3 // 2
             plan = self.market.route(token_out, token_in, amount)
         signed = self.lander.build(plan, 1, memo=f"bench-{time.monotonic_ns()}")

@@ -230,8 +230,9 @@ def test_a_triggered_limit_whose_fill_the_program_refuses_waits_again_then_confi
     market = _market(cluster, rpc)
     limit = (_price(market, "1", "JUP") * Decimal("0.995")).quantize(Decimal("0.0001"))  # reached now
     body = {"type": "limit", "tokenIn": "SOL", "tokenOut": "JUP", "amount": "1", "slippage": "0.01"}
-    # GIVEN a limit at the market whose transaction lands late (25 slots, 10 s)
-    localnet_faults(cluster, {"landDelaySlots": [25, 25]})
+    # GIVEN a limit at the market whose transaction lands late (50 slots, 20 s: time for
+    # another order to go first even on a loaded machine)
+    localnet_faults(cluster, {"landDelaySlots": [50, 50]})
     try:
         order = post_order(runtime, {**body, "limitPrice": str(limit), "expiresInS": 300})
         wait_order(runtime, order["orderId"], ("submitted", *TERMINAL), timeout=30)

@@ -300,3 +300,29 @@ def test_the_watcher_holds_a_trigger_until_the_pool_opens(eng):
     eng.watcher.market = lambda: _OpeningMarket(None)
     assert eng.watcher.tick().triggered == [order_id]
     assert "heldForOpenS" not in eng.orders_queue.sent[-1]["trigger"]
+
+
+def test_a_trigger_delivered_before_the_pool_opens_comes_back_then_and_routes_as_attempt_one(eng):
+    from chalicelib.market import PoolNotOpen
+
+    order_id = _limit(eng, _market_price(eng) * Decimal("0.9"))
+    route = eng.executor.market.route
+    opens_at_s = eng.clock.now // 1000 + 2
+    calls = []
+
+    def not_open_yet(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise PoolNotOpen("the raydium pool takes swaps from later (its open_time)", opens_at_s)
+        return route(*args)
+
+    eng.executor.market.route = not_open_yet
+    outcome = eng.executor.run(order_id, 1)
+    # THEN the message comes back when the pool opens, and nothing is written meanwhile
+    assert not outcome.done and outcome.reason == "pool_not_open" and outcome.retry_in_s in (2, 3), outcome
+    assert _statuses(eng, order_id) == ["pending", "waiting"]
+    eng.clock.now = opens_at_s * 1000
+    assert eng.executor.run(order_id, 2).done
+    record = eng.store.get(order_id)
+    assert record.status is Status.CONFIRMED, _statuses(eng, order_id)
+    assert [e["attempt"] for e in record.history if e["status"] == "routing"] == [1]
