@@ -6,6 +6,7 @@ from typing import Any
 
 from chalicelib.cancel import OrderCanceller
 from chalicelib.discovery import ChainDiscovery, RegistryRefresher, open_accounts_for_new_mints
+from chalicelib.market import DEFAULT_TOKENS
 from chalicelib.market.chainpools import ChainRegistry
 from chalicelib.publisher import StatusPublisher
 from chalicelib.watcher import OrderWatcher
@@ -29,7 +30,9 @@ def attach_order_types(eng: Any, router: Any, publisher: StatusPublisher) -> Non
             discover = RegistryRefresher(pools_file, apply)
         else:  # no registry: new pools are found on chain (getProgramAccounts), on any cluster
             discover = ChainDiscovery(router.cluster, lambda: router.registry, apply)
-        open_accounts_for_new_mints(router, {t.mint for t in router.registry.tokens.all()})
+        # The wallet's standing tokens have their accounts; any other mint (a launch, even one
+        # listed in the registry before this function started) gets CreateIdempotent first.
+        open_accounts_for_new_mints(router, {t.mint for t in DEFAULT_TOKENS.all()})
         executor.discover = discover
     eng.watcher = OrderWatcher(
         eng.store,

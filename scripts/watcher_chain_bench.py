@@ -46,33 +46,24 @@ for key, value in {
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the figures, not one line per trigger
 
 import boto3  # noqa: E402
-import botocore.client  # noqa: E402
 from solders.keypair import Keypair  # noqa: E402
+from watcher_common import count_aws_calls, pct, waiting_item  # noqa: E402
 
+from chalicelib.discovery import open_accounts_for_new_mints  # noqa: E402
 from chalicelib.dynamo import DynamoOrderStore, OrderModel, bind_tables  # noqa: E402
 from chalicelib.landing import ChainLander  # noqa: E402
-from chalicelib.market import Token  # noqa: E402
+from chalicelib.market import DEFAULT_TOKENS, Token  # noqa: E402
 from chalicelib.market.chainpools import ChainRegistry, load_registry  # noqa: E402
 from chalicelib.market.onchain import OnChainMarket  # noqa: E402
 from chalicelib.memory import MemoryNotifier  # noqa: E402
 from chalicelib.messaging import SqsQueue  # noqa: E402
-from chalicelib.orders import OrderRecord, OrderRequest, Status, status_event, utc_now_iso  # noqa: E402
+from chalicelib.orders import OrderRequest  # noqa: E402
 from chalicelib.publisher import StatusPublisher  # noqa: E402
-from chalicelib.records import dumps, request_to_json  # noqa: E402
 from chalicelib.rpc import RpcCluster  # noqa: E402
 from chalicelib.triggers import floor_out  # noqa: E402
 from chalicelib.watcher import OrderWatcher  # noqa: E402
 
-AWS_CALLS: dict[str, int] = {}
-_real_call = botocore.client.BaseClient._make_api_call
-
-
-def _counting_call(self: Any, operation: str, params: dict[str, Any]) -> Any:
-    AWS_CALLS[operation] = AWS_CALLS.get(operation, 0) + 1
-    return _real_call(self, operation, params)
-
-
-botocore.client.BaseClient._make_api_call = _counting_call  # type: ignore[method-assign]
+AWS_CALLS = count_aws_calls()
 
 
 class CountingRpc(RpcCluster):
@@ -99,11 +90,6 @@ class TimedQueue(SqsQueue):
         self.messages += len(bodies)
         for body in bodies:
             self.first_sent.setdefault(body["orderId"], now)
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def _launch_pools(rpc_url: str, count: int) -> None:
@@ -164,26 +150,8 @@ def _seed(market: OnChainMarket, pairs: list[tuple[Token, Token]], per_pair: int
                     token_in.mint, token_out.mint, whole, amount, Decimal("0.01"), "limit", limit, None, 3600
                 )
                 order_id = f"p{p:02d}-{i:05d}"
-                created = utc_now_iso()
-                record = OrderRecord(order_id, request, Status.WAITING, 2, created)
-                events = [status_event(order_id, Status.PENDING, 1), status_event(order_id, Status.WAITING, 2)]
                 orders[order_id] = {"pair": p, "floor": floor_out(request, token_out.decimals), "amount": amount}
-                batch.save(
-                    OrderModel(
-                        order_id,
-                        createdAt=created,
-                        request=request_to_json(record.request),
-                        status="waiting",
-                        seq=2,
-                        history=[dumps(e) for e in events],
-                        subscribers={},
-                        details="{}",
-                        fingerprint=request.fingerprint(),
-                        updatedAt=created,
-                        version=1,
-                        watchKey="waiting",
-                    )
-                )
+                batch.save(waiting_item(order_id, request))
     return orders
 
 
@@ -193,6 +161,7 @@ class Mover:
     def __init__(self, rpc_url: str, registry: ChainRegistry, wallet: Keypair) -> None:
         self.rpc = RpcCluster(rpc_url)
         self.market = OnChainMarket(self.rpc, registry)
+        open_accounts_for_new_mints(self.market, {t.mint for t in DEFAULT_TOKENS.all()})  # buys launched tokens
         self.lander = ChainLander(self.rpc, self.market, wallet)
         self.holdings = json.loads((ROOT / "infra" / "localnet.json").read_text())["wallet"]["tokens"]
 
@@ -306,7 +275,7 @@ def main() -> None:
         print(f"ticks: {len(ticks)} every {args.tick} s over {len(pairs)} pairs")
         print(f"first (full) read: {full['ms']:.0f} ms, AWS {full['aws']}, RPC {full['rpc']}")
         durations = [t["ms"] for t in later]
-        print(f"later ticks: duration p50 {_pct(durations, 0.5):.0f} ms, p99 {_pct(durations, 0.99):.0f} ms")
+        print(f"later ticks: duration p50 {pct(durations, 0.5):.0f} ms, p99 {pct(durations, 0.99):.0f} ms")
         for kind in ("aws", "rpc"):
             per_tick: dict[str, list[int]] = {}
             for t in later:
@@ -323,7 +292,7 @@ def main() -> None:
         )
         print(
             f"trigger latency (push swap seen landed -> SQS send) over {len(latencies)} orders, {args.moves} swaps: "
-            f"p50 {_pct(latencies, 0.5) * 1000:.0f} ms, p99 {_pct(latencies, 0.99) * 1000:.0f} ms, "
+            f"p50 {pct(latencies, 0.5) * 1000:.0f} ms, p99 {pct(latencies, 0.99) * 1000:.0f} ms, "
             f"max {max(latencies, default=0) * 1000:.0f} ms; sent before seen landed: {len(early)}; "
             f"not triggered: {len(missed)}"
         )

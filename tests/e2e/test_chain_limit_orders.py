@@ -73,6 +73,10 @@ def runtime_from_chain(cluster, tmp_path_factory) -> Iterator[Runtime]:
     """The same engine with no registry file: it lists pools from chain (getProgramAccounts)."""
     work = tmp_path_factory.mktemp("discovery-runtime")
     with chain_runtime(cluster, work, SOLANA_POOLS_FILE="", **WATCHER_ENV) as rt:
+        # a market order first: the engine trades with no registry file at all
+        order = post_order(rt, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.1", "slippage": "0.05"})
+        done = wait_order(rt, order["orderId"], TERMINAL_STATUSES, timeout=180)
+        assert done["status"] == "confirmed", done["history"]
         yield rt
 
 
@@ -164,16 +168,17 @@ def test_a_sniper_waits_for_its_pool_then_confirms_and_the_time_from_pool_to_sub
 ):
     # GIVEN an engine that learns of pools from the registry file, or from chain alone
     runtime = request.getfixturevalue("runtime" if pools == "registry" else "runtime_from_chain")
-    # AND a new mint whose pool against SOL appears 4 s from now
+    # AND a new mint whose pool against SOL appears 8 s from now
     symbol = f"SN{dex[:2].upper()}{int(time.time()) % 10000}"
     status, launch = http(
-        "POST", f"{runtime.rest}/test/launch", {"symbol": symbol, "decimals": 6, "afterMs": 4000, "dex": dex}
+        "POST", f"{runtime.rest}/test/launch", {"symbol": symbol, "decimals": 6, "afterMs": 8000, "dex": dex}
     )
     assert status == 201 and set(launch) >= {"mint", "pool", "dex"}, launch
     assert rpc.accounts([launch["pool"]])[0] is None
     body = {"type": "sniper", "tokenIn": "SOL", "tokenOut": launch["mint"], "amount": "0.5", "slippage": "0.05"}
     order = post_order(runtime, {**body, "maxPrice": "0.0002", "expiresInS": 120})  # launched at 0.0001 SOL
-    wait_order(runtime, order["orderId"], ("waiting",), timeout=10)
+    wait_order(runtime, order["orderId"], ("waiting",), timeout=30)
+    assert rpc.accounts([launch["pool"]])[0] is None, "the pool came before the order waited (a loaded machine)"
     # WHEN the pool appears on chain
     deadline = time.monotonic() + 20
     while rpc.accounts([launch["pool"]])[0] is None:
