@@ -246,10 +246,10 @@ def main() -> None:
 
         watcher.tick = timed_tick  # type: ignore[method-assign]
         mover = Mover(cluster.rpc_url, registry, Keypair.from_bytes(bytes(json.loads(cluster.wallet_path.read_text()))))
+        watcher.tick()  # the function's first tick: the full read of the index, before anything moves
         window = args.tick * (args.moves * 1.5 + 4)
         loop = threading.Thread(target=watcher.run, args=(window, args.tick), daemon=True)
         loop.start()
-        time.sleep(args.tick * 2)  # the first (full) read done
         triggerable_at: dict[str, float] = {}
         for move in range(args.moves):
             p = move % len(pairs)

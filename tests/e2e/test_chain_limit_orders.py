@@ -233,7 +233,7 @@ def test_a_sniper_on_a_pool_that_opens_later_fires_when_it_opens_not_before(runt
 
 def test_a_triggered_limit_whose_fill_the_program_refuses_waits_again_then_confirms_once(runtime, cluster, rpc):
     market = _market(cluster, rpc)
-    limit = (_price(market, "1", "JUP") * Decimal("0.995")).quantize(Decimal("0.0001"))  # reached now
+    limit = (_price(market, "1", "JUP") * Decimal("0.998")).quantize(Decimal("0.0001"))  # reached now
     body = {"type": "limit", "tokenIn": "SOL", "tokenOut": "JUP", "amount": "1", "slippage": "0.01"}
     # GIVEN a limit at the market whose transaction lands late (50 slots, 20 s: time for
     # another order to go first even on a loaded machine)
@@ -244,7 +244,7 @@ def test_a_triggered_limit_whose_fill_the_program_refuses_waits_again_then_confi
         time.sleep(0.5)  # its first send is out
         # WHEN a market order sent after it lands first and moves the price below the limit
         localnet_faults(cluster, {"landDelaySlots": [1, 1]})
-        pushed = post_order(runtime, {"tokenIn": "SOL", "tokenOut": "JUP", "amount": "150", "slippage": "0.5"})
+        pushed = post_order(runtime, {"tokenIn": "SOL", "tokenOut": "JUP", "amount": "600", "slippage": "0.5"})
         assert wait_order(runtime, pushed["orderId"], TERMINAL)["status"] == "confirmed"
     finally:
         localnet_faults(cluster)
@@ -264,7 +264,7 @@ def test_a_triggered_limit_whose_fill_the_program_refuses_waits_again_then_confi
     assert landed is not None and landed.err is not None  # it landed, refused by the program
     # WHEN market orders the other way bring the price back
     for _ in range(12):
-        pushed = post_order(runtime, {"tokenIn": "JUP", "tokenOut": "SOL", "amount": "20000", "slippage": "0.2"})
+        pushed = post_order(runtime, {"tokenIn": "JUP", "tokenOut": "SOL", "amount": "60000", "slippage": "0.2"})
         assert wait_order(runtime, pushed["orderId"], TERMINAL)["status"] == "confirmed"
         if get_order(runtime, order["orderId"])["status"] != "waiting" or _price(market, "1", "JUP") >= limit:
             break
