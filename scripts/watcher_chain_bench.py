@@ -210,9 +210,10 @@ def main() -> None:
         registry = load_registry(cluster.registry_path)
         props = json.loads((ROOT / "infra" / "resources.json").read_text())["Resources"]["OrdersTable"]["Properties"]
         table = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")}
-        boto3.client("dynamodb").create_table(TableName="bench-orders", **table)
-        bind_tables("bench-orders")
-        queue_url = boto3.client("sqs").create_queue(QueueName="bench-orders")["QueueUrl"]
+        name = f"bench-orders-{os.getpid()}-{int(time.time())}"  # LocalStack's DynamoDB may keep earlier tables
+        boto3.client("dynamodb").create_table(TableName=name, **table)
+        bind_tables(name)
+        queue_url = boto3.client("sqs").create_queue(QueueName=name)["QueueUrl"]
         rpc = CountingRpc(cluster.rpc_url)
         market = OnChainMarket(rpc, registry)
         pairs = _pairs(registry, args.pairs)
