@@ -22,6 +22,7 @@ from chalicelib.logs import logger
 from chalicelib.market import (
     DEFAULT_TOKENS,
     MarketError,
+    PoolNotOpen,
     RoutePlan,
     Token,
     TokenRegistry,
@@ -73,7 +74,7 @@ class OrderExecutor:
         self.retry_delays_s = retry_delays_s
         self.registry = registry
         # Re-reads the pool registry (new pools and their mints); set by the wiring on a cluster.
-        self.discover: Callable[[], object] | None = None
+        self.discover: Callable[[list[tuple[str, str]]], bool] | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -107,10 +108,15 @@ class OrderExecutor:
             # Another delivery is executing this order right now (a duplicate message, or
             # a stranded-order re-queue); its lease is the function timeout. Come back after.
             return AttemptOutcome(done=False, retry_in_s=math.ceil(leased_for_ms / 1000), reason="leased")
-        attempt = max(1, receive_count)
+        # A waiting order's trigger may come more than once (a pool not open yet, a re-send):
+        # none of those deliveries attempted anything, so its first routing is attempt 1.
+        attempt = 1 if record.status is Status.WAITING else max(1, receive_count)
         try:
             self._attempt(record, attempt, round_)
             return AttemptOutcome(done=True)
+        except _NotOpenYet as wait:
+            # A waiting order's only pool opens in a moment: this very message comes back then.
+            return AttemptOutcome(done=False, retry_in_s=wait.retry_in_s, reason="pool_not_open")
         except StaleWrite:
             if presumed:
                 return self.run(order_id, receive_count, round_)  # it moved since created: read it
@@ -119,6 +125,8 @@ class OrderExecutor:
                 done=False, retry_in_s=self.retry_delays_s[0] if self.retry_delays_s else 1, reason="stale"
             )
         except (RetryableExecutionError, PermanentExecutionError, MarketError) as exc:
+            if record.request.conditional and _market_refused(exc):
+                return self._back_to_waiting(order_id, _reason(exc), str(exc))
             return self._failed_attempt(order_id, attempt, exc)
         except Exception as exc:  # noqa: BLE001 - unknown faults are treated as transient
             logger.exception("attempt crashed", extra={"orderId": order_id, "attempt": attempt})
@@ -135,7 +143,7 @@ class OrderExecutor:
             self._write(record, Status.WAITING, waiting_fields(record), {})  # the watcher takes it from here
             return
         if record.status is Status.WAITING and self.discover is not None:
-            self.discover()  # a sniper's mint may have been listed since (a new pool)
+            self.discover([(request.token_in, request.token_out)])  # a sniper's pair may have a pool now
         token_in = self.registry.resolve(request.token_in)
         token_out = self.registry.resolve(request.token_out)
         if record.status is Status.WAITING and (token_in is None or token_out is None):
@@ -148,12 +156,18 @@ class OrderExecutor:
                 return
             try:
                 plan = self.market.route(token_in, token_out, request.amount_in)
+            except PoolNotOpen as exc:
+                raise _NotOpenYet(max(1, math.ceil(exc.opens_at_s - self.clock_ms() / 1000))) from exc
             except MarketError:
                 return  # no pool (yet) or no liquidity: still waiting
             if plan.amount_out < floor_out(request, token_out.decimals):
                 return  # the price moved back before this delivery: still waiting
         else:
             plan = self.market.route(token_in, token_out, request.amount_in)
+            if request.conditional and plan.amount_out < floor_out(request, token_out.decimals):
+                # A retry after a failed attempt: the price is no longer at the order's limit.
+                self._to_waiting(record, "price_moved", "the price moved past the order's limit before it filled")
+                return
         quotes = [q.to_message(token_in, token_out) for q in plan.quotes]
         legs = [leg.to_message(token_in, token_out) for leg in plan.legs]
         previous_error = record.details.get("lastError") if attempt > 1 or round_ > 1 else None
@@ -268,7 +282,7 @@ class OrderExecutor:
 
     def _failed_attempt(self, order_id: str, attempt: int, exc: Exception) -> AttemptOutcome:
         retryable = bool(getattr(exc, "retryable", True))
-        reason = str(getattr(exc, "reason", "") or getattr(exc, "code", "") or type(exc).__name__)
+        reason = _reason(exc)
         message = str(exc) or reason
         error = {"attempt": attempt, "reason": reason, "message": message, "retryable": retryable, "at": utc_now_iso()}
         last = not retryable or attempt >= self.max_attempts
@@ -312,6 +326,30 @@ class OrderExecutor:
         if last:
             return AttemptOutcome(done=False, retry_in_s=0, reason=reason)  # the redrive policy moves it to the DLQ
         return AttemptOutcome(done=False, retry_in_s=self.retry_delays_s[attempt - 1], reason=reason)
+
+    def _back_to_waiting(self, order_id: str, reason: str, message: str) -> AttemptOutcome:
+        """The market refused a triggered limit or sniper order: it waits again (or expires)."""
+        logger.info("back to waiting", extra={"orderId": order_id, "reason": reason, "error": message})
+        for _ in range(3):
+            record = self.store.get(order_id)
+            if record is None or record.terminal or record.status is Status.WAITING:
+                return AttemptOutcome(done=True, reason=reason)
+            try:
+                self._to_waiting(record, reason, message)
+            except StaleWrite:
+                continue
+            return AttemptOutcome(done=True, reason=reason)
+        return AttemptOutcome(
+            done=False, retry_in_s=self.retry_delays_s[0] if self.retry_delays_s else 1, reason="stale"
+        )
+
+    def _to_waiting(self, record: OrderRecord, reason: str, message: str) -> OrderRecord:
+        """`routing|building|submitted -> waiting` (the transaction, if any, can never land: it failed)."""
+        details = {**_RESUME_CLEARED, **_retire_transaction(record), "leaseUntilMs": None, "lastError": message}
+        if expired(record, self.clock_ms()):
+            return self._write(record, Status.EXPIRED, {"reason": "expired", "error": message}, details)
+        fields = {**waiting_fields(record), "reason": reason, "error": message}
+        return self._write(record, Status.WAITING, fields, details)
 
     def _fail(self, record: OrderRecord, message: str, reason: str, attempts: int, errors: list[Any]) -> OrderRecord:
         fields = {"error": message, "reason": reason, "attempts": attempts}
@@ -430,6 +468,25 @@ def _elapsed_ms(record: OrderRecord) -> float:
 
 def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class _NotOpenYet(Exception):
+    def __init__(self, retry_in_s: int) -> None:
+        super().__init__(f"the pool opens in {retry_in_s} s")
+        self.retry_in_s = retry_in_s
+
+
+# Refusals by the market, not faults: the price is no longer at the order's limit.
+_MARKET_REASONS = frozenset({"slippage_exceeded", "price_moved"})
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", "") or getattr(exc, "code", "") or type(exc).__name__)
+
+
+def _market_refused(exc: Exception) -> bool:
+    """The program (or the market) refused the floor; a transaction refused so can never land."""
+    return _reason(exc) in _MARKET_REASONS and not getattr(exc, "transaction_alive", False)
 
 
 def _retire_transaction(record: OrderRecord) -> dict[str, Any]:

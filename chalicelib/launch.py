@@ -23,11 +23,11 @@ def launch_token(rpc_url: str | None, body: Any) -> dict[str, Any]:
         raise LaunchUnavailable("no local cluster: SOLANA_RPC_URL is not set")
     if not isinstance(body, dict):
         raise InvalidOrder("the body must be a JSON object")
-    allowed = {"symbol", "decimals", "afterMs", "dex", "price", "solDepth"}
+    allowed = {"symbol", "decimals", "afterMs", "dex", "price", "solDepth", "openInS"}
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidOrder(f"unknown field(s): {', '.join(k[:40] for k in unknown[:5])}", field=unknown[0][:40])
-    payload = {k: (int(v) if k in ("decimals", "afterMs") and _integral(v) else v) for k, v in body.items()}
+    payload = {k: (int(v) if k in ("decimals", "afterMs", "openInS") and _integral(v) else v) for k, v in body.items()}
     for key in ("price", "solDepth"):
         if key in payload:
             payload[key] = str(payload[key])

@@ -163,6 +163,7 @@ class MemoryQueue:
         self.move_tasks = move_tasks
         self.sent: list[dict[str, Any]] = []
         self.visibility: dict[str, int] = {}
+        self.delays: dict[str, int] = {}
         self._live: dict[str, dict[str, Any]] = {}
         self._next = 0
 
@@ -171,9 +172,11 @@ class MemoryQueue:
         self._next += 1
         self._live[str(self._next)] = body
 
-    def send_batch(self, bodies: list[dict[str, Any]]) -> None:
+    def send_batch(self, bodies: list[dict[str, Any]], delay_s: int = 0) -> None:
         for body in bodies:
             self.send(body)
+            if delay_s:
+                self.delays[str(self._next)] = delay_s  # what SQS would hold back (no clock here)
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         self.visibility[receipt_handle] = seconds

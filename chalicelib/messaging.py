@@ -49,18 +49,23 @@ class SqsQueue(_LazyClient):
     def send(self, body: dict[str, Any]) -> None:
         self.client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
 
-    def send_batch(self, bodies: list[dict[str, Any]]) -> None:
-        """Up to ten messages per SendMessageBatch; an entry SQS refuses is sent again on its own."""
+    def send_batch(self, bodies: list[dict[str, Any]], delay_s: int = 0) -> None:
+        """Up to ten messages per SendMessageBatch; an entry SQS refuses is sent again on its own.
+
+        `delay_s` (SQS DelaySeconds, at most 900): the messages become visible that much later.
+        """
+        delay = max(0, min(int(delay_s), 900))
         for start in range(0, len(bodies), 10):
             chunk = bodies[start : start + 10]
-            answer = self.client.send_message_batch(
-                QueueUrl=self.url,
-                Entries=[
-                    {"Id": str(i), "MessageBody": json.dumps(b, separators=(",", ":"))} for i, b in enumerate(chunk)
-                ],
-            )
+            entries: list[dict[str, Any]] = [
+                {"Id": str(i), "MessageBody": json.dumps(b, separators=(",", ":"))} for i, b in enumerate(chunk)
+            ]
+            if delay:
+                entries = [{**e, "DelaySeconds": delay} for e in entries]
+            answer = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
             for failed in answer.get("Failed", []):
-                self.send(chunk[int(failed["Id"])])
+                body = json.dumps(chunk[int(failed["Id"])], separators=(",", ":"))
+                self.client.send_message(QueueUrl=self.url, MessageBody=body, DelaySeconds=delay)
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         self.client.change_message_visibility(

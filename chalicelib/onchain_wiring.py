@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.config import Settings
+from chalicelib.discovery import discover_registry
 from chalicelib.landing import ChainLander, LandingConfig
-from chalicelib.market import TokenRegistry
+from chalicelib.market import DEFAULT_POOLS, DEFAULT_TOKENS, TokenRegistry
 from chalicelib.market.chainpools import load_registry
 from chalicelib.market.onchain import OnChainMarket
 from chalicelib.rpc import RpcCluster
@@ -26,10 +27,11 @@ class ChainParts:
 def build_chain_parts(settings: Settings) -> ChainParts:
     if not settings.solana_rpc_url:
         raise ValueError("no SOLANA_RPC_URL")
-    if not settings.solana_pools_file:
-        raise ValueError("SOLANA_RPC_URL is set but SOLANA_POOLS_FILE (the pool registry) is not")
-    registry = load_registry(settings.solana_pools_file)
     cluster = RpcCluster(settings.solana_rpc_url)
+    if settings.solana_pools_file:
+        registry = load_registry(settings.solana_pools_file)
+    else:  # no registry file: the known tokens' pools are listed from chain (getProgramAccounts)
+        registry = discover_registry(cluster, DEFAULT_TOKENS, [(p.base, p.quote) for p in DEFAULT_POOLS])
     market = OnChainMarket(cluster, registry)
     config = LandingConfig(
         priority_fee_microlamports=settings.priority_fee_microlamports,

@@ -37,14 +37,15 @@ TERMINAL = frozenset({Status.CONFIRMED, Status.FAILED, Status.CANCELLED, Status.
 
 _FORWARD: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.ROUTING, Status.FAILED, Status.WAITING, Status.CANCELLED}),
-    # a limit or sniper order leaves `waiting` once: triggered (routing), cancelled or expired.
+    # a limit or sniper order leaves `waiting`: triggered (routing), cancelled or expired.
     Status.WAITING: frozenset({Status.ROUTING, Status.CANCELLED, Status.EXPIRED}),
     Status.CANCELLED: frozenset(),
     Status.EXPIRED: frozenset(),
-    # routing again is a retry: the next attempt starts over.
-    Status.ROUTING: frozenset({Status.ROUTING, Status.BUILDING, Status.FAILED}),
-    Status.BUILDING: frozenset({Status.ROUTING, Status.SUBMITTED, Status.FAILED}),
-    Status.SUBMITTED: frozenset({Status.ROUTING, Status.CONFIRMED, Status.FAILED}),
+    # routing again is a retry: the next attempt starts over. A limit or sniper order whose
+    # fill the market refused (the price moved past its limit) goes back to waiting, or expires.
+    Status.ROUTING: frozenset({Status.ROUTING, Status.BUILDING, Status.FAILED, Status.WAITING, Status.EXPIRED}),
+    Status.BUILDING: frozenset({Status.ROUTING, Status.SUBMITTED, Status.FAILED, Status.WAITING, Status.EXPIRED}),
+    Status.SUBMITTED: frozenset({Status.ROUTING, Status.CONFIRMED, Status.FAILED, Status.WAITING, Status.EXPIRED}),
     Status.CONFIRMED: frozenset(),
     # only a redrive from the DLQ starts a failed order again.
     Status.FAILED: frozenset({Status.ROUTING}),

@@ -30,6 +30,7 @@ __all__ = ["RpcCluster", "parse_signature_status", "parse_transaction"]
 
 _MAX_ACCOUNTS_PER_CALL = 100  # getMultipleAccounts' documented limit
 _MAX_SIGNATURES_PER_CALL = 256  # getSignatureStatuses' documented limit
+_NO_DATA = {"offset": 0, "length": 0}  # getProgramAccounts' dataSlice: the keys, none of the bytes
 
 
 class RpcCluster:
@@ -132,6 +133,11 @@ class RpcCluster:
             value = self.call("getMultipleAccounts", [chunk, {"encoding": "base64", "commitment": commitment}])["value"]
             result += [_parse_account(v) for v in value]
         return result
+
+    def program_account_keys(self, program: str, filters: list[dict[str, Any]]) -> list[str]:
+        """getProgramAccounts with `filters` (dataSize, memcmp), keys only (a zero dataSlice)."""
+        config = {"encoding": "base64", "commitment": "confirmed", "filters": filters, "dataSlice": _NO_DATA}
+        return [str(row["pubkey"]) for row in self.call("getProgramAccounts", [program, config]) or []]
 
     def recent_prioritization_fees(self, addresses: list[str]) -> list[int]:
         return _fees(self.call("getRecentPrioritizationFees", [addresses[:128]]))

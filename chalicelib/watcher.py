@@ -24,22 +24,44 @@ from chalicelib.ports import MessageQueue, OrderStore
 from chalicelib.publisher import StatusPublisher
 from chalicelib.triggers import expired, floor_out
 
-__all__ = ["OrderWatcher", "TickReport", "pair_quoter"]
+__all__ = ["OrderWatcher", "PairQuote", "TickReport", "pair_quoter"]
 
 Quoter = Callable[[int], int]  # amount in (base units) -> best amount out on one snapshot
+_MAX_DELAY_S = 900  # SQS DelaySeconds at most
 
 
-def pair_quoter(market: Any, token_in: Token, token_out: Token) -> Quoter:
-    """Read the pair's pools once; the returned function quotes any amount on that state."""
+@dataclass(frozen=True)
+class PairQuote:
+    """One read of a pair's pools: the best out of the pools open now, and of those opening later."""
+
+    now: Quoter
+    later: Quoter | None = None  # pools that exist but take no swap yet (CP-Swap open_time)
+    opens_at_s: int | None = None  # when the first of those opens (unix s)
+
+
+def pair_quoter(market: Any, token_in: Token, token_out: Token) -> PairQuote:
+    """Read the pair's pools once; the returned quoters quote any amount on that state."""
     snapshot = getattr(market, "snapshot", None)
     if snapshot is None:  # the modelled market: one route per quote (no chain to read)
-        return lambda amount: int(market.route(token_in, token_out, amount).amount_out)
+        return PairQuote(lambda amount: int(market.route(token_in, token_out, amount).amount_out))
     pools = snapshot(token_in, token_out)
+    open_now = [p for p in pools.values() if getattr(p, "open", True)]
+    opening = [p for p in pools.values() if not getattr(p, "open", True)]
 
-    def best(amount: int) -> int:
-        return max((p.swap(token_in.mint, amount).amount_out for p in pools.values()), default=0)
+    def best(among: list[Any]) -> Quoter:
+        return lambda amount: max((p.swap(token_in.mint, amount).amount_out for p in among), default=0)
 
-    return best
+    if not opening:
+        return PairQuote(best(open_now))
+    return PairQuote(best(open_now), best(opening), min(p.opens_at_s for p in opening))
+
+
+def _listed(market: Any, registry: TokenRegistry, symbol_in: str, symbol_out: str) -> bool:
+    token_in, token_out = registry.resolve(symbol_in), registry.resolve(symbol_out)
+    if token_in is None or token_out is None:
+        return False
+    supports = getattr(market, "supports", None)
+    return supports is None or bool(supports(token_in, token_out))
 
 
 @dataclass
@@ -66,7 +88,7 @@ class OrderWatcher:
         market: Callable[[], Any],
         tokens: Callable[[], TokenRegistry],
         *,
-        discover: Callable[[], object] | None = None,
+        discover: Callable[[list[tuple[str, str]]], bool] | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         retrigger_ms: int = 5_000,
         full_refresh_ms: int = 30_000,
@@ -118,10 +140,11 @@ class OrderWatcher:
         report.waiting = sum(len(v) for v in by_pair.values())
         report.pairs = len(by_pair)
         registry = self.tokens()
-        if self.discover is not None and any(registry.resolve(b) is None for _, b in by_pair):
-            self.discover()  # a sniper's mint may have its pool now
-            registry = self.tokens()
         market = self.market()
+        if self.discover is not None:
+            unlisted = [pair for pair in by_pair if not _listed(market, registry, *pair)]
+            if unlisted and self.discover(unlisted):  # a sniper's pair may have its pool now
+                registry, market = self.tokens(), self.market()
         for (symbol_in, symbol_out), records in by_pair.items():
             token_in, token_out = registry.resolve(symbol_in), registry.resolve(symbol_out)
             if token_in is None or token_out is None:
@@ -134,27 +157,38 @@ class OrderWatcher:
             for record in records:
                 if now - self._sent_at.get(record.order_id, -self.retrigger_ms) < self.retrigger_ms:
                     continue  # triggered a moment ago: the worker has it
+                floor = floor_out(record.request, token_out.decimals)
                 try:
-                    out = best(record.request.amount_in)
+                    out = best.now(record.request.amount_in)
+                    if out >= floor > 0:
+                        self._trigger(record, out, report)
+                        continue
+                    if best.later is None or best.opens_at_s is None:
+                        continue
+                    # A pool that will open: the trigger is held back by SQS until it does.
+                    delay_s = max(1, -(-(best.opens_at_s * 1000 - self.clock_ms()) // 1000))
+                    later = best.later(record.request.amount_in)
+                    if delay_s <= _MAX_DELAY_S and later >= floor > 0:
+                        self._trigger(record, later, report, delay_s=delay_s)
                 except MarketError:
                     continue
-                if out >= floor_out(record.request, token_out.decimals) > 0:
-                    self._trigger(record, out, report)
         self._send(report)
         if report.triggered or report.expired:
             logger.info("watcher tick", extra=report.to_dict())
         return report
 
-    def _trigger(self, record: OrderRecord, quoted_out: int, report: TickReport) -> None:
-        self._outbox.append(
-            {"orderId": record.order_id, "round": record.round, "trigger": {"quotedOut": str(quoted_out)}}
-        )
-        self._sent_at[record.order_id] = self.clock_ms()
+    def _trigger(self, record: OrderRecord, quoted_out: int, report: TickReport, delay_s: int = 0) -> None:
+        trigger: dict[str, Any] = {"quotedOut": str(quoted_out)}
+        if delay_s:
+            trigger["heldForOpenS"] = delay_s
+        self._outbox.append({"orderId": record.order_id, "round": record.round, "trigger": trigger})
+        # Not sent again before the held-back one is due, and the worker has had it a moment.
+        self._sent_at[record.order_id] = self.clock_ms() + delay_s * 1000
         report.triggered.append(record.order_id)
-        logger.info("triggered", extra={"orderId": record.order_id, "quotedOut": str(quoted_out)})
+        logger.info("triggered", extra={"orderId": record.order_id, **trigger})
 
     def _send(self, report: TickReport) -> None:
-        """The tick's triggers, ten per SendMessageBatch where the queue can batch."""
+        """The tick's triggers, ten per SendMessageBatch where the queue can batch (one batch per delay)."""
         bodies, self._outbox = self._outbox, []
         if not bodies:
             return
@@ -164,8 +198,15 @@ class OrderWatcher:
                 self.queue.send(body)
             report.queue_sends += len(bodies)
             return
-        batch(bodies)
-        report.queue_sends += -(-len(bodies) // 10)
+        by_delay: dict[int, list[dict[str, Any]]] = {}
+        for body in bodies:
+            by_delay.setdefault(int(body["trigger"].get("heldForOpenS", 0)), []).append(body)
+        for delay_s, group in by_delay.items():
+            if delay_s:
+                batch(group, delay_s=delay_s)
+            else:
+                batch(group)  # a queue without delays (the benchmarks' timed queues) takes this too
+            report.queue_sends += -(-len(group) // 10)
 
     def _expire(self, record: OrderRecord, report: TickReport) -> None:
         event = status_event(record.order_id, Status.EXPIRED, record.seq + 1, reason="expired")

@@ -257,6 +257,8 @@ def _create_cpmm(b: PoolMaker, plan: _PoolPlan) -> dict[str, Any]:
         Pubkey.from_string(rd["createPoolFeeReceiver"]),
         b.provider.pubkey(),
         plan.deposits,
+        # a launch may open later (the pool's open_time); 0: the program makes it now + 1
+        open_time=int(time.time()) + int(plan.spec["openInS"]) if plan.spec.get("openInS") else 0,
     )
     b.send([ix], [b.provider], raydium.CREATE_CU_LIMIT)
     return {

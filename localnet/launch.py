@@ -58,6 +58,11 @@ class Launcher:
             raise LaunchError("afterMs: an integer from 0 to 3600000")
         if dex not in ("raydium", "meteora"):
             raise LaunchError("dex: raydium or meteora")
+        open_in_s = body.get("openInS", 0)  # CP-Swap's open_time, seconds after creation (0: the program's +1)
+        if not isinstance(open_in_s, int) or isinstance(open_in_s, bool) or not 0 <= open_in_s <= 86_400:
+            raise LaunchError("openInS: an integer from 0 to 86400")
+        if open_in_s and dex != "raydium":
+            raise LaunchError("openInS: only a raydium pool has an open time")
         try:
             price = Decimal(str(body.get("price", "0.0001")))  # SOL per whole token
             sol_depth = Decimal(str(body.get("solDepth", "500")))
@@ -76,6 +81,7 @@ class Launcher:
         spec: dict[str, Any] = {"dex": dex, "base": key, "quote": self._sol_key(), "price": str(price)}
         if dex == "raydium":
             spec["baseDepth"] = str(sol_depth / price)
+            spec["openInS"] = open_in_s
             pool = self._cpmm_address(mint)
         else:
             spec.update({"binStep": 80, "baseFactor": 10_000, "halfWidth": 30, "quoteValue": str(2 * sol_depth)})

@@ -37,8 +37,8 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the figures, not one line per trigger
 
 import boto3  # noqa: E402
-import botocore.client  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from watcher_common import count_aws_calls, pct, waiting_item  # noqa: E402
 
 from chalicelib.dynamo import DynamoOrderStore, OrderModel, bind_tables  # noqa: E402
 from chalicelib.market import Token, TokenRegistry  # noqa: E402
@@ -49,16 +49,7 @@ from chalicelib.publisher import StatusPublisher  # noqa: E402
 from chalicelib.records import dumps, request_to_json  # noqa: E402
 from chalicelib.watcher import OrderWatcher  # noqa: E402
 
-CALLS: dict[str, int] = {}
-_real_call = botocore.client.BaseClient._make_api_call
-
-
-def _counting_call(self: Any, operation: str, params: dict[str, Any]) -> Any:
-    CALLS[operation] = CALLS.get(operation, 0) + 1
-    return _real_call(self, operation, params)
-
-
-botocore.client.BaseClient._make_api_call = _counting_call  # type: ignore[method-assign]
+CALLS = count_aws_calls()
 
 SOL = Token("SOL", "So11111111111111111111111111111111111111112", 9)
 
@@ -149,28 +140,8 @@ def _seed(
                 if memory is not None:
                     memory.create(record.with_(history=tuple(events), version=1))
                     continue
-                batch.save(
-                    OrderModel(
-                        order_id,
-                        createdAt=created,
-                        request=request_to_json(record.request),
-                        status="waiting",
-                        seq=2,
-                        history=[dumps(e) for e in events],
-                        subscribers={},
-                        details="{}",
-                        fingerprint=request.fingerprint(),
-                        updatedAt=created,
-                        version=1,
-                        watchKey="waiting",
-                    )
-                )
+                batch.save(waiting_item(order_id, request))
     return orders
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def main() -> None:
@@ -234,7 +205,7 @@ def main() -> None:
         print(f"ticks: {len(ticks)} every {args.tick} s; pairs read per tick: {ticks[-1]['report'].pool_reads}")
         print(f"first (full) read: {full['ms']:.0f} ms, AWS calls {full['calls']}")
         durations = [t["ms"] for t in incremental]
-        print(f"later ticks: duration p50 {_pct(durations, 0.5):.0f} ms, p99 {_pct(durations, 0.99):.0f} ms")
+        print(f"later ticks: duration p50 {pct(durations, 0.5):.0f} ms, p99 {pct(durations, 0.99):.0f} ms")
         per_tick: dict[str, list[int]] = {}
         for t in incremental:
             for op in {*t["calls"], "Query"}:
@@ -249,7 +220,7 @@ def main() -> None:
         print(f"  pool snapshots per tick (x2 getMultipleAccounts on a cluster): {ticks[-1]['report'].pool_reads}")
         print(
             f"trigger latency (price jump -> SQS send) over {len(latencies)} orders, {len(jumps)} jumps: "
-            f"p50 {_pct(latencies, 0.5) * 1000:.0f} ms, p99 {_pct(latencies, 0.99) * 1000:.0f} ms, "
+            f"p50 {pct(latencies, 0.5) * 1000:.0f} ms, p99 {pct(latencies, 0.99) * 1000:.0f} ms, "
             f"max {max(latencies, default=0) * 1000:.0f} ms; not triggered: {missed}"
         )
         print("repeat: .venv/bin/python scripts/watcher_bench.py " + " ".join(sys.argv[1:]))

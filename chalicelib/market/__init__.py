@@ -9,6 +9,7 @@ from __future__ import annotations
 from .errors import (
     InsufficientLiquidity,
     MarketError,
+    PoolNotOpen,
     QuoteExpired,
     SlippageExceeded,
     UnsupportedPair,
@@ -35,6 +36,7 @@ __all__ = [
     "Market",
     "MarketConfig",
     "MarketError",
+    "PoolNotOpen",
     "PoolSpec",
     "QuoteExpired",
     "RouteLeg",

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "InsufficientLiquidity",
     "MarketError",
+    "PoolNotOpen",
     "QuoteExpired",
     "SlippageExceeded",
     "UnsupportedPair",
@@ -52,3 +53,14 @@ class UnsupportedPair(MarketError):
 
     retryable = False
     code = "unsupported_pair"
+
+
+class PoolNotOpen(MarketError):
+    """The pair's pools exist but none is open yet (a Raydium CP-Swap pool before its `open_time`)."""
+
+    retryable = True
+    code = "pool_not_open"
+
+    def __init__(self, message: str, opens_at_s: int) -> None:
+        super().__init__(message)
+        self.opens_at_s = opens_at_s

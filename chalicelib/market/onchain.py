@@ -14,6 +14,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from meteora_dlmm import PoolState, quote
@@ -37,7 +38,7 @@ from .chainpools import (
     pda,
 )
 from .cpmm import CpmmPool
-from .errors import InsufficientLiquidity, UnsupportedPair, VenueUnavailable
+from .errors import InsufficientLiquidity, PoolNotOpen, UnsupportedPair, VenueUnavailable
 from .market import SPLIT
 from .plan import RouteLeg, RoutePlan, VenueQuote, leg_percents, whole_price
 from .router import best_split
@@ -74,6 +75,13 @@ class PoolSnapshot:
     program: str
     quote_fn: Callable[[str, int], VenueSwap]  # (mint_in, amount_in) -> swap
     instruction_fn: Callable[[Pubkey, str, int, int], Instruction]  # (owner, mint_in, in, floor)
+    # When the program starts taking swaps (unix s), if not yet at the clock read with the
+    # pool: CP-Swap refuses a swap while the Clock's unix_timestamp < the pool's open_time.
+    opens_at_s: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.opens_at_s is None
 
     def swap(self, mint_in: str, amount_in: int) -> VenueSwap:
         if amount_in <= 0:
@@ -132,7 +140,7 @@ class OnChainMarket:
         result = {}
         for dex, (pool, account, _) in plans.items():
             snap = (
-                self._cpmm(pool, account, second)
+                self._cpmm(pool, account, second, now_s)
                 if dex == RAYDIUM
                 else self._dlmm(pool, account, second, now_s, token_in, token_out)
             )
@@ -151,7 +159,9 @@ class OnChainMarket:
             bitmap_extension_address(pool.address, program)
         ]
 
-    def _cpmm(self, pool: ChainPool, account: Account, deps: dict[str, Account | None]) -> PoolSnapshot | None:
+    def _cpmm(
+        self, pool: ChainPool, account: Account, deps: dict[str, Account | None], now_s: int
+    ) -> PoolSnapshot | None:
         state = CpmmState.decode(account.data)
         config, vault_0, vault_1 = deps.get(state.amm_config), deps.get(state.vault_0), deps.get(state.vault_1)
         if config is None or vault_0 is None or vault_1 is None or not state.swap_enabled:
@@ -192,7 +202,8 @@ class OnChainMarket:
             data = _CPMM_SWAP_BASE_INPUT + struct.pack("<QQ", amount_in, floor)
             return Instruction(Pubkey.from_string(program), data, accounts)
 
-        return PoolSnapshot(pool, program, quote_fn, instruction_fn)
+        opens_at = state.open_time if now_s < state.open_time else None
+        return PoolSnapshot(pool, program, quote_fn, instruction_fn, opens_at)
 
     def _dlmm(
         self,
@@ -275,8 +286,16 @@ class OnChainMarket:
     def route(self, token_in: Token, token_out: Token, amount_in: int) -> RoutePlan:
         if amount_in <= 0:
             raise ValueError("amount_in must be positive")
-        snaps = self.snapshot(token_in, token_out)
+        every = self.snapshot(token_in, token_out)
+        snaps = {dex: snap for dex, snap in every.items() if snap.open}
         self._recent[(token_in.mint, token_out.mint)] = (self.clock(), snaps)
+        if not snaps and every:
+            opens_at = min(s.opens_at_s for s in every.values() if s.opens_at_s is not None)
+            raise PoolNotOpen(
+                f"the {'/'.join(every)} pool of {token_in.symbol}/{token_out.symbol} takes swaps from "
+                f"{_iso_s(opens_at)} (its open_time) and the pair has no other pool",
+                opens_at,
+            )
         if not snaps:
             raise VenueUnavailable(f"no pool of {token_in.symbol}/{token_out.symbol} could be read on chain")
         quotes = []
@@ -338,7 +357,7 @@ class OnChainMarket:
         """One swap instruction per leg, from the pools the route read (re-read when older)."""
         read_at, snaps = self._recent.get((plan.token_in.mint, plan.token_out.mint), (0, {}))
         if self.clock() - read_at > self.reuse_ms or any(leg.dex not in snaps for leg in plan.legs):
-            snaps = self.snapshot(plan.token_in, plan.token_out)
+            snaps = {d: s for d, s in self.snapshot(plan.token_in, plan.token_out).items() if s.open}
         instructions = []
         for leg, floor in zip(plan.legs, floors, strict=True):
             if leg.dex not in snaps:
@@ -360,3 +379,7 @@ def _impact(amount_in: int, swap: VenueSwap) -> Decimal:
     if net_in <= 0 or swap.spot_price <= 0 or swap.amount_out <= 0:
         return Decimal(0)
     return max(1 - Decimal(swap.amount_out) / (Decimal(net_in) * swap.spot_price), Decimal(0))
+
+
+def _iso_s(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,7 +19,16 @@ from chalicelib.market.chainpools import load_registry
 from chalicelib.market.onchain import OnChainMarket
 from chalicelib.rpc import RpcCluster
 from tests.emulators import PINS_MOTO
-from tests.support import Runtime, cluster_env, http, local_cluster, moto_server, solana_programs_available
+from tests.support import (
+    Runtime,
+    chain_runtime,
+    get_order,
+    http,
+    localnet_faults,
+    module_cluster,
+    post_order,
+    wait_order,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, PINS_MOTO]
 
@@ -30,22 +39,14 @@ TOKEN_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Any]:
-    if not solana_programs_available():
-        pytest.skip("no program binaries (SOLANA_PROGRAMS_DIR or ../shared/solana/programs)")
-    with local_cluster(tmp_path_factory.mktemp("localnet"), blockhash_valid_slots=VALID_SLOTS) as c:
+    with module_cluster(tmp_path_factory, blockhash_valid_slots=VALID_SLOTS) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def runtime(cluster, tmp_path_factory) -> Iterator[Runtime]:
-    work = tmp_path_factory.mktemp("chain-runtime")
-    with moto_server(work) as endpoint:
-        env = {**cluster_env(cluster), "RETRY_DELAYS_S": "1,1,1"}
-        rt = Runtime(endpoint, work / "runtime.log", env).start()
-        try:
-            yield rt
-        finally:
-            rt.stop()
+    with chain_runtime(cluster, tmp_path_factory.mktemp("chain-runtime")) as rt:
+        yield rt
 
 
 @pytest.fixture(scope="module")
@@ -58,37 +59,13 @@ def market(cluster, rpc) -> OnChainMarket:
     return OnChainMarket(rpc, load_registry(cluster.registry_path))
 
 
-def _faults(cluster, body: dict[str, Any]) -> None:
-    status, answer = http("POST", f"{cluster.rpc_url}/_localnet/faults", body)
-    assert status == 200, answer
-
-
-def _reset_faults(cluster) -> None:
-    status, answer = http("POST", f"{cluster.rpc_url}/_localnet/reset-faults", {})
-    assert status == 200, answer
-
-
 def _submit(rt: Runtime, token_in: str, token_out: str, amount: str, slippage: float = 0.01) -> str:
     body = {"tokenIn": token_in, "tokenOut": token_out, "amount": amount, "slippage": slippage}
-    status, order = http("POST", f"{rt.rest}/order", body)
-    assert status == 201, order
-    return str(order["orderId"])
-
-
-def _order(rt: Runtime, order_id: str) -> dict[str, Any]:
-    status, order = http("GET", f"{rt.rest}/order/{order_id}")
-    assert status == 200, order
-    return order
+    return str(post_order(rt, body)["orderId"])
 
 
 def _terminal(rt: Runtime, order_id: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        order = _order(rt, order_id)
-        if order["status"] in ("confirmed", "failed"):
-            return order
-        time.sleep(0.2)
-    raise AssertionError(f"order {order_id} not terminal after {timeout}s: {_order(rt, order_id)['history']}")
+    return wait_order(rt, order_id, ("confirmed", "failed"), timeout)
 
 
 def _wallet(rt: Runtime) -> str:
@@ -164,11 +141,11 @@ def test_a_large_order_moves_the_price_the_next_order_is_quoted(runtime, market)
 
 
 def test_a_dropped_send_is_rebroadcast(runtime, cluster, rpc):
-    _faults(cluster, {"dropNextSends": 2})
+    localnet_faults(cluster, {"dropNextSends": 2})
     try:
         order = _terminal(runtime, _submit(runtime, "SOL", "USDC", "0.5"))
     finally:
-        _reset_faults(cluster)
+        localnet_faults(cluster)
     assert order["status"] == "confirmed", order["history"]
     assert [e["attempt"] for e in order["history"] if e["status"] == "routing"] == [1], "no second attempt"
     [status] = rpc.signature_statuses([order["txHash"]], search_history=True)
@@ -177,21 +154,21 @@ def test_a_dropped_send_is_rebroadcast(runtime, cluster, rpc):
 
 def test_an_expired_blockhash_leads_to_one_new_transaction_and_exactly_one_lands(runtime, cluster, rpc):
     # GIVEN a cluster that loses every send for now
-    _faults(cluster, {"dropPpm": 1_000_000})
+    localnet_faults(cluster, {"dropPpm": 1_000_000})
     order_id = _submit(runtime, "SOL", "USDC", "0.25")
     try:
         # WHEN the first transaction's blockhash expires and the engine tries again
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            routings = [e for e in _order(runtime, order_id)["history"] if e["status"] == "routing"]
+            routings = [e for e in get_order(runtime, order_id)["history"] if e["status"] == "routing"]
             if len(routings) >= 2:
                 break
             time.sleep(0.2)
         else:
-            raise AssertionError(f"no second attempt: {_order(runtime, order_id)['history']}")
+            raise AssertionError(f"no second attempt: {get_order(runtime, order_id)['history']}")
         assert "expired" in (routings[1].get("error") or ""), routings[1]
     finally:
-        _reset_faults(cluster)
+        localnet_faults(cluster)
     order = _terminal(runtime, order_id)
     assert order["status"] == "confirmed", order["history"]
     hashes = list(dict.fromkeys(e["txHash"] for e in order["history"] if e["status"] == "submitted"))
@@ -207,19 +184,19 @@ def test_a_floor_the_program_refuses_fails_the_attempt_with_its_error_and_retrie
 ):
     # GIVEN an order with almost no slippage room whose transaction lands late (40 slots,
     # 16 s: time for the other order to go first even on a loaded machine)
-    _faults(cluster, {"landDelaySlots": [40, 40]})
+    localnet_faults(cluster, {"landDelaySlots": [40, 40]})
     try:
         victim = _submit(runtime, "SOL", "USDT", "20", slippage=0.0001)
         deadline = time.monotonic() + 20
-        while _order(runtime, victim)["status"] not in ("submitted", "confirmed", "failed"):
+        while get_order(runtime, victim)["status"] not in ("submitted", "confirmed", "failed"):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         # WHEN another order on the same pools is sent after it but lands first
-        _faults(cluster, {"landDelaySlots": [1, 1]})
+        localnet_faults(cluster, {"landDelaySlots": [1, 1]})
         # (big enough to take both venues and cross DLMM bins: it moves whichever pool the first trades on)
         other = _terminal(runtime, _submit(runtime, "SOL", "USDT", "1000", slippage=0.5))
     finally:
-        _reset_faults(cluster)
+        localnet_faults(cluster)
     order = _terminal(runtime, victim, timeout=90)
     routings = [e for e in order["history"] if e["status"] == "routing"]
     errors = [r.get("error") or "" for r in routings[1:]]

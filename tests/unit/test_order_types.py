@@ -174,3 +174,155 @@ def test_another_clients_order_cannot_be_cancelled(eng):
     with pytest.raises(OrderNotFound):
         eng.canceller.cancel(order_id, "mallory")
     assert eng.canceller.cancel(order_id, "alice").status is Status.CANCELLED
+
+
+class _RefuseOnce:
+    """The chain refuses the next confirmation the way a program refuses a floor (one shot)."""
+
+    def __init__(self, chain, error: Exception, before=lambda: None) -> None:
+        self.chain, self.error, self.used, self.before = chain, error, False, before
+
+    def __getattr__(self, name):
+        return getattr(self.chain, name)
+
+    def confirm(self, plan, min_amount_out, submission):
+        if not self.used:
+            self.used = True
+            self.before()
+            raise self.error
+        return self.chain.confirm(plan, min_amount_out, submission)
+
+
+def _seqs_in_order(eng, order_id: str) -> bool:
+    seqs = [e["seq"] for e in eng.store.get(order_id).history]
+    return seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_fill_the_program_refuses_returns_the_order_to_waiting_and_a_later_trigger_executes_it_once(eng):
+    from chalicelib.landing import ProgramError
+
+    order_id = _limit(eng, _market_price(eng) * Decimal("0.9"))
+    refused = ProgramError("raydium refused the swap: ExceededSlippage (6005)", "slippage_exceeded", {})
+    eng.executor.chain = _RefuseOnce(eng.executor.chain, refused)
+    assert eng.watcher.tick().triggered == [order_id]
+    _deliver(eng)
+    # THEN it waits again, saying why, with its trigger; nothing is left to confirm
+    record = eng.store.get(order_id)
+    assert record.status is Status.WAITING, _statuses(eng, order_id)
+    assert _statuses(eng, order_id) == ["pending", "waiting", "routing", "building", "submitted", "waiting"]
+    again = record.history[-1]
+    assert again["reason"] == "slippage_exceeded" and "ExceededSlippage" in again["error"]
+    assert again["trigger"] == record.history[1]["trigger"] and again["expiresAt"] == record.history[1]["expiresAt"]
+    assert "txHash" not in record.details and not record.details.get("leaseUntilMs")
+    # AND a trigger sent twice from here executes once
+    eng.clock.now += 6_000  # past the watcher's re-send pause
+    assert eng.watcher.tick().triggered == [order_id]
+    eng.orders_queue.send({"orderId": order_id, "round": 1})
+    _deliver(eng)
+    history = _statuses(eng, order_id)
+    assert history[-4:] == ["routing", "building", "submitted", "confirmed"], history
+    assert history.count("confirmed") == 1 and _seqs_in_order(eng, order_id)
+
+
+def test_a_refused_fill_after_the_order_ran_out_of_time_ends_expired(eng):
+    from chalicelib.market import SlippageExceeded
+
+    order_id = _limit(eng, _market_price(eng) * Decimal("0.9"), expires=5)
+    assert eng.watcher.tick().triggered == [order_id]
+
+    def time_runs_out() -> None:  # while the transaction is in flight
+        eng.clock.now += 6_000
+
+    refused = SlippageExceeded("output below the floor")
+    eng.executor.chain = _RefuseOnce(eng.executor.chain, refused, time_runs_out)
+    _deliver(eng)
+    assert _statuses(eng, order_id)[-2:] == ["submitted", "expired"], _statuses(eng, order_id)
+    assert eng.store.get(order_id).history[-1]["reason"] == "expired"
+
+
+def test_a_retry_that_finds_the_price_past_the_limit_returns_to_waiting_not_failed(eng):
+    from dataclasses import replace
+
+    from chalicelib.errors import RetryableExecutionError
+
+    order_id = _limit(eng, _market_price(eng) * Decimal("0.9"))
+    dropped = RetryableExecutionError("the transaction was dropped", reason="transaction_dropped")
+    eng.executor.chain = _RefuseOnce(eng.executor.chain, dropped)
+    assert eng.watcher.tick().triggered == [order_id]
+    _deliver(eng)  # a fault, not the market: retried like a market order
+    assert eng.store.get(order_id).status is Status.SUBMITTED
+    route = eng.executor.market.route
+    eng.executor.market.route = lambda *a: replace(route(*a), amount_out=1)  # the price fell meanwhile
+    eng.executor.run(order_id, 2)
+    record = eng.store.get(order_id)
+    assert record.status is Status.WAITING and record.history[-1]["reason"] == "price_moved", _statuses(eng, order_id)
+    assert _seqs_in_order(eng, order_id)
+
+
+class _Pool:
+    def __init__(self, out: int, opens_at_s: int | None) -> None:
+        self.out, self.opens_at_s = out, opens_at_s
+
+    @property
+    def open(self) -> bool:
+        return self.opens_at_s is None
+
+    def swap(self, mint_in: str, amount: int):
+        from chalicelib.market.venues import VenueSwap
+
+        return VenueSwap(self.out, 0, Decimal(1))
+
+
+class _OpeningMarket:
+    """A pair whose only pool exists but opens later (CP-Swap's open_time)."""
+
+    def __init__(self, opens_at_s: int | None) -> None:
+        self.opens_at_s = opens_at_s
+
+    def snapshot(self, token_in, token_out):
+        return {"raydium": _Pool(10**12, self.opens_at_s)}
+
+
+def test_the_watcher_holds_a_trigger_until_the_pool_opens(eng):
+    order_id = _limit(eng, _market_price(eng) * Decimal("0.9"))
+    opens_at_s = eng.clock.now // 1000 + 3
+    eng.watcher.market = lambda: _OpeningMarket(opens_at_s)
+    report = eng.watcher.tick()
+    # THEN it is sent now, held back by SQS until the pool opens, and not sent again meanwhile
+    assert report.triggered == [order_id]
+    sent = eng.orders_queue.sent[-1]
+    assert sent["trigger"]["heldForOpenS"] in (3, 4), sent
+    assert list(eng.orders_queue.delays.values())[-1] == sent["trigger"]["heldForOpenS"]
+    eng.clock.now += 2_000
+    assert eng.watcher.tick().triggered == []
+    # AND an open pool triggers at once, with no hold
+    eng.clock.now += 10_000
+    eng.watcher.market = lambda: _OpeningMarket(None)
+    assert eng.watcher.tick().triggered == [order_id]
+    assert "heldForOpenS" not in eng.orders_queue.sent[-1]["trigger"]
+
+
+def test_a_trigger_delivered_before_the_pool_opens_comes_back_then_and_routes_as_attempt_one(eng):
+    from chalicelib.market import PoolNotOpen
+
+    order_id = _limit(eng, _market_price(eng) * Decimal("0.9"))
+    route = eng.executor.market.route
+    opens_at_s = eng.clock.now // 1000 + 2
+    calls = []
+
+    def not_open_yet(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise PoolNotOpen("the raydium pool takes swaps from later (its open_time)", opens_at_s)
+        return route(*args)
+
+    eng.executor.market.route = not_open_yet
+    outcome = eng.executor.run(order_id, 1)
+    # THEN the message comes back when the pool opens, and nothing is written meanwhile
+    assert not outcome.done and outcome.reason == "pool_not_open" and outcome.retry_in_s in (2, 3), outcome
+    assert _statuses(eng, order_id) == ["pending", "waiting"]
+    eng.clock.now = opens_at_s * 1000
+    assert eng.executor.run(order_id, 2).done
+    record = eng.store.get(order_id)
+    assert record.status is Status.CONFIRMED, _statuses(eng, order_id)
+    assert [e["attempt"] for e in record.history if e["status"] == "routing"] == [1]
