@@ -63,7 +63,7 @@ def _watch_parent(parent: int) -> None:
 
 
 def _entry_point(app_dir: str, app_ref: str, function: str) -> Any:
-    from chalice.app import WebsocketEvent, WebsocketEventSourceHandler
+    from chalice.app import BuiltinAuthConfig, LambdaFunction, WebsocketEvent, WebsocketEventSourceHandler
 
     from . import project
 
@@ -82,6 +82,12 @@ def _entry_point(app_dir: str, app_ref: str, function: str) -> Any:
     for source in app.event_sources:
         if source.name == function:
             return project.entry_point(app, module, source.name, source.handler_string)
+    # Authorizers and plain @app.lambda_function functions (a $connect authorizer) are
+    # Lambda functions of their own too.
+    others: list[BuiltinAuthConfig | LambdaFunction] = [*app.builtin_auth_handlers, *app.pure_lambda_functions]
+    for other in others:
+        if other.name == function:
+            return project.entry_point(app, module, other.name, other.handler_string)
     raise LookupError(f"no function {function!r} in {app_ref}")
 
 
