@@ -361,6 +361,7 @@ class FunctionPool:
         self._stopped = False
         self.max_busy_seen = 0
         self.cold_starts = 0
+        self.init_ms: list[float] = []  # each cold start, fork and (per environment) init
         self.throttled = 0
         self.timeouts = 0
 
@@ -379,9 +380,11 @@ class FunctionPool:
         ready = worker.receive(time.monotonic() + INIT_TIMEOUT_S)
         if not ready or not ready.get("ready"):
             worker.kill()
-            raise _InitError("Runtime.InitError", "the new environment did not start")
+            message = (ready or {}).get("errorMessage") or "the new environment did not start"
+            raise _InitError(str((ready or {}).get("errorType") or "Runtime.InitError"), str(message))
         self.cold_starts += 1
-        log("lambda_init", function=self.name, ms=_ms(started), pid=worker.pid)
+        self.init_ms.append(_ms(started))
+        log("lambda_init", function=self.name, ms=_ms(started), initMs=ready.get("initMs"), pid=worker.pid)
         return worker
 
     def _acquire(self) -> tuple[_Worker | None, bool]:

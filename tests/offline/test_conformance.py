@@ -139,6 +139,22 @@ def test_rest_function_timeout_is_502_and_resets_the_environment(rt: LocalRuntim
     assert get(rt, "/hello").status_code == 200  # a new environment serves the next request
 
 
+def test_each_environment_runs_the_functions_init(rt: LocalRuntime) -> None:
+    """Every execution environment runs the init phase (the handler module's top-level code) itself:
+    what init computes (its pid, a random token) is the environment's own.
+
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+    """
+    # WHEN two requests run at once, so that two environments serve them
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(lambda _: get(rt, "/lambda").json(), range(2))
+    for body in (first, second):
+        assert body["init"]["pid"] == body["pid"]  # the module was imported in this environment
+    if first["pid"] != second["pid"]:
+        assert first["init"]["token"] != second["init"]["token"]
+    assert rt.functions["api_handler"].cold_starts >= 1
+
+
 def test_reserved_concurrency_throttles_the_invocations_above_it(rt: LocalRuntime) -> None:
     """Reserved concurrency is the most environments a function gets; an invocation above it is
     throttled (TooManyRequestsException), which API Gateway answers with a 500.
