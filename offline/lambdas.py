@@ -4,9 +4,11 @@ A :class:`FunctionPool` per function keeps warm execution environments
 (:mod:`offline.worker` child processes) and gives each invocation one of
 them, one event at a time, starting a new one (a cold start) when all are
 busy, up to the function's concurrency. Environments are forked from a
-snapshot of the function after its init (one process per function that
-imported the app with that function's environment), as SnapStart restores
-them, so a cold start costs a fork. What AWS documents and this keeps:
+snapshot of the function (one process per function that imported the app
+with that function's environment) and each runs the function's init again,
+importing the project's own modules anew (``OFFLINE_INIT=snapshot``: they share
+the snapshot's init, as SnapStart restores environments; decision 015). What
+AWS documents and this keeps:
 
 * each function has its own environment variables (its own
   ``lambda_functions`` block, not another function's) and the reserved

@@ -246,10 +246,12 @@ def _reinit(
 
 
 def snapshot(control: Connection, app_dir: str, app_ref: str, function: str, env: Mapping[str, str]) -> None:
-    """Init the function once, then fork a ready execution environment from it per request.
+    """Init the function once, then fork an execution environment from it per request.
 
-    Each environment starts from this initialised process (as Lambda SnapStart resumes
-    from a snapshot taken after init), so a cold start costs a fork, not an import.
+    Each environment starts from this initialised process, with the libraries imported
+    and the SDK's models parsed, and runs the function's init again (:func:`_reinit`), or,
+    with ``OFFLINE_INIT=snapshot``, keeps this one's (as Lambda SnapStart resumes from a
+    snapshot taken after init), so a cold start costs a fork and the app's own import.
     A request is a JSON object with the environment's own variables, followed by the
     connection (a file descriptor) the new environment serves; the reply is its pid.
     """
