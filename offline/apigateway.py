@@ -15,7 +15,9 @@ back is what API Gateway would answer:
   API Gateway stops waiting after the 29 s integration timeout and answers
   504 ``Endpoint request timed out``; a function error, a timeout, a
   response over Lambda's 6 MB or one that is not a proxy response answers
-  502 ``Internal server error``; a throttled invocation 500;
+  502 ``Internal server error``; an invocation Lambda refuses (throttled, or a
+  request over its 6 MB payload, which API Gateway's 10 MB lets through) 500,
+  https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html;
 * a request body over 10 MB is refused with 413 ``Request Too Long``,
   https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html.
 
@@ -154,7 +156,15 @@ class LambdaProxyApp:
         if outcome.status == "gave_up":
             log("http_integration_timeout", level="warning", path=ctx["path"], requestId=ctx["requestId"])
             raise GatewayError(504, "Endpoint request timed out")
-        if outcome.status == "throttled":
+        if outcome.rejected:  # Lambda refused the invocation (throttled, request over 6 MB): 500, not 502
+            log(
+                "http_invoke_rejected",
+                level="error",
+                path=ctx["path"],
+                requestId=ctx["requestId"],
+                errorType=outcome.error_type,
+                error=outcome.error_message,
+            )
             raise GatewayError(500, "Internal server error")
         if not outcome.ok:
             log(

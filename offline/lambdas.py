@@ -75,6 +75,8 @@ __all__ = [
 ACCOUNT_ID = "123456789012"
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_CONCURRENCY_ENV = "OFFLINE_MAX_CONCURRENCY"
+# Errors of Lambda's Invoke API itself (the request is refused before any function runs).
+INVOKE_REJECTIONS = frozenset({"RequestEntityTooLargeException", "InvalidRequestContentException"})
 ACCOUNT_CONCURRENCY_ENV = "OFFLINE_ACCOUNT_CONCURRENCY"
 DEFAULT_ACCOUNT_CONCURRENCY = 1000  # Lambda's default concurrent executions per account and region
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit for on-demand functions
@@ -164,6 +166,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def rejected(self) -> bool:
+        """Lambda's Invoke API refused the invocation (throttled, payload too large): the function never ran."""
+        return self.status == "throttled" or self.error_type in INVOKE_REJECTIONS
 
 
 class Invoker(Protocol):

@@ -219,6 +219,21 @@ def test_request_payload_limit_is_10_mb(rt: LocalRuntime) -> None:
     assert too_big.json() == {"message": "Request Too Long"}
 
 
+def test_a_request_over_lambdas_6_mb_is_500(rt: LocalRuntime) -> None:
+    """A request API Gateway accepts (under 10 MB) but Lambda's 6 MB invocation payload refuses:
+    "If the Lambda API rejects the invocation request, API Gateway returns a 500."
+
+    https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html
+    https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+    """
+    assert rt.urls is not None
+    headers = {"Content-Type": "application/octet-stream"}
+    cold_starts = rt.functions["api_handler"].cold_starts
+    resp = requests.post(rt.urls.rest + "/upload", data=b"x" * (7 * 1024 * 1024), headers=headers, timeout=30)
+    assert resp.status_code == 500 and resp.json() == {"message": "Internal server error"}
+    assert rt.functions["api_handler"].cold_starts == cold_starts  # no environment was taken for it
+
+
 def test_response_payload_limit_is_6_mb(rt: LocalRuntime) -> None:
     """Invocation payload 6 MB (synchronous) - a larger response fails the integration.
 
