@@ -156,19 +156,10 @@ class LambdaProxyApp:
         if outcome.status == "gave_up":
             log("http_integration_timeout", level="warning", path=ctx["path"], requestId=ctx["requestId"])
             raise GatewayError(504, "Endpoint request timed out")
-        if outcome.rejected:  # Lambda refused the invocation (throttled, request over 6 MB): 500, not 502
-            log(
-                "http_invoke_rejected",
-                level="error",
-                path=ctx["path"],
-                requestId=ctx["requestId"],
-                errorType=outcome.error_type,
-                error=outcome.error_message,
-            )
-            raise GatewayError(500, "Internal server error")
         if not outcome.ok:
+            # Lambda refused the invocation (throttled, a request over 6 MB): 500; the function failed: 502.
             log(
-                "http_function_error",
+                "http_invoke_rejected" if outcome.rejected else "http_function_error",
                 level="error",
                 path=ctx["path"],
                 requestId=ctx["requestId"],
@@ -176,7 +167,7 @@ class LambdaProxyApp:
                 error=outcome.error_message,
                 traceback="".join(outcome.trace),
             )
-            raise GatewayError(502, "Internal server error")
+            raise GatewayError(500 if outcome.rejected else 502, "Internal server error")
         result = outcome.result
         if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
             log("http_malformed_proxy_response", level="error", path=ctx["path"], requestId=ctx["requestId"])
