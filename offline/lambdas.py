@@ -5,10 +5,10 @@ A :class:`FunctionPool` per function keeps warm execution environments
 them, one event at a time, starting a new one (a cold start) when all are
 busy, up to the function's concurrency. Environments are forked from a
 snapshot of the function (one process per function that imported the app
-with that function's environment) and each runs the function's init again,
-importing the project's own modules anew (``OFFLINE_INIT=snapshot``: they share
-the snapshot's init, as SnapStart restores environments; decision 015). What
-AWS documents and this keeps:
+with that function's environment); they share its init, as SnapStart restores
+environments, or with ``OFFLINE_INIT=environment`` each runs the function's init
+again, importing the project's own modules anew (decision 015). What AWS
+documents and this keeps:
 
 * each function has its own environment variables (its own
   ``lambda_functions`` block, not another function's) and the reserved

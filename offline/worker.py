@@ -220,13 +220,13 @@ def _share_sdk_models() -> None:
 
 
 INIT_ENV = "OFFLINE_INIT"
-INIT_PER_ENVIRONMENT = "environment"  # each environment runs the handler module's init (the default)
-INIT_SNAPSHOT = "snapshot"  # environments share the snapshot's init, as SnapStart restores them
+INIT_PER_ENVIRONMENT = "environment"  # each environment runs the handler module's init, as on Lambda
+INIT_SNAPSHOT = "snapshot"  # environments share the snapshot's init, as SnapStart restores them (the default)
 
 
 def init_mode(env: Mapping[str, str]) -> str:
     value = env.get(INIT_ENV, "").strip().lower()
-    return INIT_SNAPSHOT if value == INIT_SNAPSHOT else INIT_PER_ENVIRONMENT
+    return INIT_PER_ENVIRONMENT if value == INIT_PER_ENVIRONMENT else INIT_SNAPSHOT
 
 
 def _reinit(
@@ -249,9 +249,9 @@ def snapshot(control: Connection, app_dir: str, app_ref: str, function: str, env
     """Init the function once, then fork an execution environment from it per request.
 
     Each environment starts from this initialised process, with the libraries imported
-    and the SDK's models parsed, and runs the function's init again (:func:`_reinit`), or,
-    with ``OFFLINE_INIT=snapshot``, keeps this one's (as Lambda SnapStart resumes from a
-    snapshot taken after init), so a cold start costs a fork and the app's own import.
+    and the SDK's models parsed, and keeps this one's init (as Lambda SnapStart resumes
+    from a snapshot taken after init: a cold start costs a fork) or, with
+    ``OFFLINE_INIT=environment``, runs the function's init again (:func:`_reinit`).
     A request is a JSON object with the environment's own variables, followed by the
     connection (a file descriptor) the new environment serves; the reply is its pid.
     """

@@ -141,7 +141,8 @@ def test_rest_function_timeout_is_502_and_resets_the_environment(rt: LocalRuntim
 
 def test_each_environment_runs_the_functions_init(rt: LocalRuntime) -> None:
     """Every execution environment runs the init phase (the handler module's top-level code) itself:
-    what init computes (its pid, a random token) is the environment's own.
+    what init computes (its pid, a random token) is the environment's own (OFFLINE_INIT=environment,
+    which this module's runtime sets).
 
     https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
     """
