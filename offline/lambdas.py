@@ -216,6 +216,7 @@ def function_environment(
             "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
             "_HANDLER": handler,
             "TZ": ":UTC",
+            "OFFLINE_RUNTIME": "1",  # this is the local runtime (as SAM local sets AWS_SAM_LOCAL)
         }
     )
     return env
