@@ -15,6 +15,11 @@ from chalicelib.clients import DEFAULT_API_KEYS
 __all__ = ["Settings", "load_settings", "parse_delay_ms"]
 
 
+def _deployed(env: Mapping[str, str]) -> bool:
+    """On AWS Lambda, not in the local runtime's functions (which set OFFLINE_RUNTIME, as SAM sets AWS_SAM_LOCAL)."""
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("OFFLINE_RUNTIME")
+
+
 def parse_delay_ms(text: str, default: tuple[int, int]) -> tuple[int, int]:
     """Parse `200` or `2000-3000` (milliseconds) into an inclusive range."""
     text = (text or "").strip()
@@ -121,7 +126,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ws_port=int(env.get("WS_PORT") or 8001),
         watch_window_s=float(env.get("WATCH_WINDOW_S") or 50.0),
         watch_tick_s=float(env.get("WATCH_TICK_S") or 2.0),
-        api_keys=env.get("API_KEYS", "" if env.get("AWS_LAMBDA_FUNCTION_NAME") else DEFAULT_API_KEYS),
+        api_keys=env.get("API_KEYS", "" if _deployed(env) else DEFAULT_API_KEYS),
         clients_table=env.get("CLIENTS_TABLE", ""),
         max_body_bytes=int(env.get("MAX_BODY_BYTES") or Settings.max_body_bytes),
         max_frame_bytes=int(env.get("MAX_FRAME_BYTES") or Settings.max_frame_bytes),

@@ -15,7 +15,9 @@ back is what API Gateway would answer:
   API Gateway stops waiting after the 29 s integration timeout and answers
   504 ``Endpoint request timed out``; a function error, a timeout, a
   response over Lambda's 6 MB or one that is not a proxy response answers
-  502 ``Internal server error``; a throttled invocation 500;
+  502 ``Internal server error``; an invocation Lambda refuses (throttled, or a
+  request over its 6 MB payload, which API Gateway's 10 MB lets through) 500,
+  https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html;
 * a request body over 10 MB is refused with 413 ``Request Too Long``,
   https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html.
 
@@ -154,11 +156,10 @@ class LambdaProxyApp:
         if outcome.status == "gave_up":
             log("http_integration_timeout", level="warning", path=ctx["path"], requestId=ctx["requestId"])
             raise GatewayError(504, "Endpoint request timed out")
-        if outcome.status == "throttled":
-            raise GatewayError(500, "Internal server error")
         if not outcome.ok:
+            # Lambda refused the invocation (throttled, a request over 6 MB): 500; the function failed: 502.
             log(
-                "http_function_error",
+                "http_invoke_rejected" if outcome.rejected else "http_function_error",
                 level="error",
                 path=ctx["path"],
                 requestId=ctx["requestId"],
@@ -166,7 +167,7 @@ class LambdaProxyApp:
                 error=outcome.error_message,
                 traceback="".join(outcome.trace),
             )
-            raise GatewayError(502, "Internal server error")
+            raise GatewayError(500 if outcome.rejected else 502, "Internal server error")
         result = outcome.result
         if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
             log("http_malformed_proxy_response", level="error", path=ctx["path"], requestId=ctx["requestId"])

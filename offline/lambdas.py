@@ -4,9 +4,11 @@ A :class:`FunctionPool` per function keeps warm execution environments
 (:mod:`offline.worker` child processes) and gives each invocation one of
 them, one event at a time, starting a new one (a cold start) when all are
 busy, up to the function's concurrency. Environments are forked from a
-snapshot of the function after its init (one process per function that
-imported the app with that function's environment), as SnapStart restores
-them, so a cold start costs a fork. What AWS documents and this keeps:
+snapshot of the function (one process per function that imported the app
+with that function's environment); they share its init, as SnapStart restores
+environments, or with ``OFFLINE_INIT=environment`` each runs the function's init
+again, importing the project's own modules anew (decision 015). What AWS
+documents and this keeps:
 
 * each function has its own environment variables (its own
   ``lambda_functions`` block, not another function's) and the reserved
@@ -22,9 +24,14 @@ them, so a cold start costs a fork. What AWS documents and this keeps:
 * a synchronous invocation's response is at most 6 MB
   (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
 
-Without reserved concurrency AWS would scale a function up to the account's
-limit; here a function gets at most ``OFFLINE_MAX_CONCURRENCY`` (default 10)
-environments and further invocations wait for one to free up.
+* without reserved concurrency a function draws on the account's unreserved
+  concurrency (the account limit, 1000 by default, minus every function's
+  reserved concurrency), shared by all such functions; an invocation beyond
+  it is throttled too (:class:`AccountConcurrency`).
+
+Apart from AWS's limits, a function gets at most ``OFFLINE_MAX_CONCURRENCY``
+(default 10) processes on this machine; an invocation beyond that (and within
+the account's concurrency) waits for one to free up instead of starting more.
 """
 
 from __future__ import annotations
@@ -49,9 +56,11 @@ from . import awscalls
 from .logs import log, log_error
 
 __all__ = [
+    "ACCOUNT_CONCURRENCY_ENV",
     "ACCOUNT_ID",
     "MAX_CONCURRENCY_ENV",
     "MAX_SYNC_PAYLOAD_BYTES",
+    "AccountConcurrency",
     "FunctionPool",
     "FunctionSpec",
     "InProcessFunction",
@@ -66,12 +75,62 @@ __all__ = [
 ACCOUNT_ID = "123456789012"
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_CONCURRENCY_ENV = "OFFLINE_MAX_CONCURRENCY"
+# Errors of Lambda's Invoke API itself (the request is refused before any function runs).
+INVOKE_REJECTIONS = frozenset({"RequestEntityTooLargeException", "InvalidRequestContentException"})
+ACCOUNT_CONCURRENCY_ENV = "OFFLINE_ACCOUNT_CONCURRENCY"
+DEFAULT_ACCOUNT_CONCURRENCY = 1000  # Lambda's default concurrent executions per account and region
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit for on-demand functions
 
 
 def default_max_concurrency() -> int:
     value = os.environ.get(MAX_CONCURRENCY_ENV, "").strip()
     return max(1, int(value)) if value else 10
+
+
+class AccountConcurrency:
+    """The account's concurrent executions, as Lambda counts them for functions without a reservation.
+
+    The account limit (``OFFLINE_ACCOUNT_CONCURRENCY``, default 1000) less the reserved
+    concurrency of every function is the unreserved pool that all other functions share;
+    an invocation that finds it in use is throttled (``TooManyRequestsException``,
+    reason ``ConcurrentInvocationLimitExceeded``).
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        if limit is None:
+            value = os.environ.get(ACCOUNT_CONCURRENCY_ENV, "").strip()
+            limit = int(value) if value else DEFAULT_ACCOUNT_CONCURRENCY
+        self.limit = max(0, limit)
+        self._reserved: dict[str, int] = {}
+        self._in_use = 0
+        self._lock = threading.Lock()
+        self.throttled = 0
+
+    def reserve(self, function: str, count: int) -> None:
+        """Function ``function`` holds ``count`` of the account's concurrency for itself."""
+        with self._lock:
+            self._reserved[function] = count
+
+    @property
+    def unreserved(self) -> int:
+        return max(0, self.limit - sum(self._reserved.values()))
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._in_use >= self.unreserved:
+                self.throttled += 1
+                return False
+            self._in_use += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._in_use = max(0, self._in_use - 1)
 
 
 @dataclass(frozen=True)
@@ -107,6 +166,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def rejected(self) -> bool:
+        """Lambda's Invoke API refused the invocation (throttled, payload too large): the function never ran."""
+        return self.status == "throttled" or self.error_type in INVOKE_REJECTIONS
 
 
 class Invoker(Protocol):
@@ -152,6 +216,7 @@ def function_environment(
             "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
             "_HANDLER": handler,
             "TZ": ":UTC",
+            "OFFLINE_RUNTIME": "1",  # this is the local runtime (as SAM local sets AWS_SAM_LOCAL)
         }
     )
     return env
@@ -280,6 +345,7 @@ class FunctionPool:
         app_dir: str | Path,
         app_ref: str = "app:app",
         max_concurrency: int | None = None,
+        account: AccountConcurrency | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -289,6 +355,10 @@ class FunctionPool:
         reserved = spec.reserved_concurrency
         self.throttles = reserved is not None
         self.max_concurrency = reserved if reserved is not None else (max_concurrency or default_max_concurrency())
+        # Without a reservation the function shares the account's unreserved concurrency.
+        self.account = account if reserved is None else None
+        if account is not None and reserved is not None:
+            account.reserve(spec.name, reserved)
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
@@ -301,6 +371,7 @@ class FunctionPool:
         self._stopped = False
         self.max_busy_seen = 0
         self.cold_starts = 0
+        self.init_ms: list[float] = []  # each cold start, fork and (per environment) init
         self.throttled = 0
         self.timeouts = 0
 
@@ -319,9 +390,11 @@ class FunctionPool:
         ready = worker.receive(time.monotonic() + INIT_TIMEOUT_S)
         if not ready or not ready.get("ready"):
             worker.kill()
-            raise _InitError("Runtime.InitError", "the new environment did not start")
+            message = (ready or {}).get("errorMessage") or "the new environment did not start"
+            raise _InitError(str((ready or {}).get("errorType") or "Runtime.InitError"), str(message))
         self.cold_starts += 1
-        log("lambda_init", function=self.name, ms=_ms(started), pid=worker.pid)
+        self.init_ms.append(_ms(started))
+        log("lambda_init", function=self.name, ms=_ms(started), initMs=ready.get("initMs"), pid=worker.pid)
         return worker
 
     def _acquire(self) -> tuple[_Worker | None, bool]:
@@ -390,6 +463,8 @@ class FunctionPool:
         self.max_busy_seen = max(self.max_busy_seen, self._busy)
 
     def _release(self, worker: _Worker, keep: bool) -> None:
+        if self.account is not None:
+            self.account.give_back()
         with self._cond:
             self._busy -= 1
             if keep and worker.alive and not self._stopped:
@@ -460,17 +535,21 @@ class FunctionPool:
                 "operation",
                 request_id=request_id,
             )
+        if self.account is not None and not self.account.take():
+            self.throttled += 1
+            return self._throttled(request_id, "ConcurrentInvocationLimitExceeded")
         try:
             worker, cold = self._acquire()
         except _InitError as exc:
+            if self.account is not None:
+                self.account.give_back()
             return Outcome("error", error_type=exc.error_type, error_message=exc.message, request_id=request_id)
+        except BaseException:
+            if self.account is not None:
+                self.account.give_back()
+            raise
         if worker is None:
-            return Outcome(
-                "throttled",
-                error_type="TooManyRequestsException",
-                error_message="Rate Exceeded.",
-                request_id=request_id,
-            )
+            return self._throttled(request_id, "ReservedFunctionConcurrentInvocationLimitExceeded")
         # The timeout runs from the handler's start, after any cold start (as Lambda's does).
         deadline_ms = int(time.time() * 1000 + self.timeout_s * 1000)
         data = data.replace(b'"deadlineMs":0', b'"deadlineMs":%d' % deadline_ms, 1)
@@ -488,6 +567,15 @@ class FunctionPool:
             threading.Thread(target=self._finish, args=(worker, deadline, request_id), daemon=True).start()
             return Outcome("gave_up", request_id=request_id, ms=_ms(started), cold=cold)
         return self._settle(worker, reply, request_id, started, cold)
+
+    def _throttled(self, request_id: str, reason: str) -> Outcome:
+        log("lambda_throttled", level="warning", function=self.name, requestId=request_id, reason=reason)
+        return Outcome(
+            "throttled",
+            error_type="TooManyRequestsException",
+            error_message=f"Rate Exceeded. ({reason})",
+            request_id=request_id,
+        )
 
     def _finish(self, worker: _Worker, deadline: float, request_id: str) -> None:
         """The caller stopped waiting: let the function run to its own end (or timeout)."""

@@ -156,22 +156,39 @@ def load_app(app_dir: str | Path, app_ref: str = "app:app") -> tuple[ModuleType,
     return module, app_obj
 
 
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple({str(Path(paths[k]).resolve()) + os.sep for k in ("purelib", "platlib", "stdlib")})
+
+
+def _is_own(module: ModuleType | None, root: str, libraries: tuple[str, ...]) -> bool:
+    """A module of the project's own code (a virtualenv inside the project is still libraries)."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
+    path = os.path.abspath(file)
+    return path.startswith(root) and not path.startswith(libraries)
+
+
 def library_modules(names: set[str], app_dir: str | Path) -> list[str]:
     """The modules among ``names`` that are libraries, not the project's own code."""
     root = str(Path(app_dir).resolve()) + os.sep
-    paths = sysconfig.get_paths()
-    libraries = tuple({str(Path(paths[k]).resolve()) + os.sep for k in ("purelib", "platlib", "stdlib")})
+    libraries = _library_roots()
     found: list[str] = []
     for name in sorted(names):
         module = sys.modules.get(name)
-        file = getattr(module, "__file__", None)
-        if not file or name.startswith("_") or name == "__main__":
+        if not getattr(module, "__file__", None) or name.startswith("_") or name == "__main__":
             continue
-        path = os.path.abspath(file)
-        if path.startswith(root) and not path.startswith(libraries):
-            continue  # the project's own code (a virtualenv inside the project is still libraries)
-        found.append(name)
+        if not _is_own(module, root, libraries):
+            found.append(name)
     return found
+
+
+def own_modules(names: set[str], app_dir: str | Path) -> list[str]:
+    """The modules among ``names`` that are the project's own code (its files, not its virtualenv's)."""
+    root = str(Path(app_dir).resolve()) + os.sep
+    libraries = _library_roots()
+    return sorted(name for name in names if name != "__main__" and _is_own(sys.modules.get(name), root, libraries))
 
 
 def entry_point(app_obj: Chalice, module: ModuleType | None, name: str, handler_string: str) -> Any:

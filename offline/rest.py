@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Chalice
@@ -46,11 +47,15 @@ class LoggingRequestHandler(ChaliceRequestHandler):
     gateway_responses = GatewayResponses()  # set per server from the template
     usage_plan: UsagePlan | None = None  # the template's usage plan (throttling per API key)
     sigv4_routes: SigV4Routes | None = None  # the routes the template marks awsSigv4 (IAM)
+    authorizer_functions: Callable[[str], Invoker] | None = None  # each authorizer's own Lambda function
+    authorizer_cache: authorizers.AuthorizerCache | None = None  # shared by every request, as API Gateway's
 
     def _logged_handle(self) -> None:
         start = time.perf_counter()
         self._status = 0
-        authorizers.install(self.local_gateway, self.usage_plan, self.sigv4_routes)
+        authorizers.install(
+            self.local_gateway, self.usage_plan, self.sigv4_routes, self.authorizer_functions, self.authorizer_cache
+        )
         try:
             if int(self.headers.get("content-length") or 0) > MAX_REQUEST_BYTES:
                 self.close_connection = True  # the body stays unread
@@ -125,9 +130,13 @@ class RestServer:
         function: Invoker | None = None,
         stage: str = "api",
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
+        authorizer_functions: Callable[[str], Invoker] | None = None,
+        authorizer_cache: authorizers.AuthorizerCache | None = None,
     ) -> None:
         """With ``function`` (the app's ``api_handler`` pool), requests run there, behind
-        API Gateway's front door (:mod:`offline.apigateway`); without it, in this process."""
+        API Gateway's front door (:mod:`offline.apigateway`); without it, in this process.
+        ``authorizer_functions`` gives each authorizer's own function (without it they run
+        in this process too)."""
         validate_routes(app_obj.routes)
         # What chalice.local.create_local_server does: make
         # ``app.current_request`` thread-local so concurrent requests on the
@@ -142,6 +151,8 @@ class RestServer:
                 "gateway_responses": gateway_responses or GatewayResponses(),
                 "usage_plan": usage_plan,
                 "sigv4_routes": sigv4_routes,
+                "authorizer_functions": staticmethod(authorizer_functions) if authorizer_functions else None,
+                "authorizer_cache": authorizer_cache or authorizers.AuthorizerCache(),
             },
         )
         target: Any = app_obj

@@ -27,11 +27,11 @@ from chalice.config import Config
 
 from . import awscalls, project
 from .apigateway import INTEGRATION_TIMEOUT_S
-from .authorizers import ConnectAuthorizer
+from .authorizers import AuthorizerCache, ConnectAuthorizer, template_ttls
 from .emulator import Emulator, free_port, resolve_emulator
 from .esm import declared_visibility, template_mapping
 from .gateway_responses import GatewayResponses
-from .lambdas import FunctionPool, FunctionSpec, function_environment, set_preload
+from .lambdas import AccountConcurrency, FunctionPool, FunctionSpec, function_environment, set_preload
 from .logs import log, log_error
 from .provision import caller_account, load_template, provision
 from .rest import RestServer
@@ -116,6 +116,8 @@ class LocalRuntime:
         self.ws_idle_timeout_s = _seconds("OFFLINE_WS_IDLE_TIMEOUT_S", ws_idle_timeout_s, IDLE_TIMEOUT_S)
         self.ws_max_duration_s = _seconds("OFFLINE_WS_MAX_DURATION_S", ws_max_duration_s, MAX_DURATION_S)
         self.functions: dict[str, FunctionPool] = {}  # each function's execution environments
+        self.account = AccountConcurrency()  # the account's unreserved concurrency (OFFLINE_ACCOUNT_CONCURRENCY)
+        self.authorizer_cache = AuthorizerCache()  # API Gateway's cache of REST authorizer results
         self._functions_lock = threading.Lock()
         self._explicit: set[str] = set()
         self._ws_stage = "api"
@@ -236,6 +238,12 @@ class LocalRuntime:
         loaded = self._template or {}
         responses = GatewayResponses.from_template(loaded) if template is not None else None
         usage_plan = UsagePlan.from_template(loaded, os.environ)
+        self.authorizer_cache = AuthorizerCache(template_ttls(loaded))
+        self.account = AccountConcurrency()
+        for name in self._function_names():  # every reservation counts against the account, used or not
+            reserved = self.settings(name).reserved_concurrency
+            if reserved is not None:
+                self.account.reserve(name, reserved)
         sigv4 = SigV4Routes.from_template(loaded, self.app)
         rest_stage = str(disk.get("stages", {}).get(self.stage, {}).get("api_gateway_stage", "api"))
         self.rest = RestServer(
@@ -249,6 +257,8 @@ class LocalRuntime:
             function=self.function(REST_FUNCTION) if self.app.routes else None,
             stage=rest_stage,
             integration_timeout_s=self.integration_timeout_s,
+            authorizer_functions=self.function,
+            authorizer_cache=self.authorizer_cache,
         )
         self.rest.start()
         self.rest_port = self.rest.port
@@ -260,12 +270,7 @@ class LocalRuntime:
             port=self.ws_port,
             stage=ws_stage,
             aws_calls=awscalls.COUNTER if awscalls.enabled() else None,
-            connect_authorizer=ConnectAuthorizer.from_template(
-                loaded,
-                self.app,
-                lambda name, handler: project.entry_point(self.app, self.module, name, handler),  # type: ignore[arg-type]
-                lambda name: self.settings(name).context,
-            ),
+            connect_authorizer=ConnectAuthorizer.from_template(loaded, self.app, self.function),
             functions=self.function,
             idle_timeout_s=self.ws_idle_timeout_s,
             max_duration_s=self.ws_max_duration_s,
@@ -326,7 +331,24 @@ class LocalRuntime:
             if source.name == name:
                 role = "schedule" if isinstance(source, ScheduledEventConfig) else "lambda"
                 return f"{role}:{name}", source.handler_string
+        for auth in self.app.builtin_auth_handlers:
+            if auth.name == name:
+                return f"authorizer:{name}", auth.handler_string
+        for plain in self.app.pure_lambda_functions:
+            if plain.name == name:
+                return f"lambda:{name}", plain.handler_string
         raise LookupError(f"no function {name!r} in the app")
+
+    def _function_names(self) -> list[str]:
+        """Every Lambda function of the app the runtime runs (REST, WebSocket routes, SQS, schedules, authorizers)."""
+        assert self.app is not None
+        names = [REST_FUNCTION] if self.app.routes else []
+        names += [cfg.name for cfg in self.app.websocket_handlers.values()]
+        names += [s.name for s in self.app.event_sources if isinstance(s, (SQSEventConfig, ScheduledEventConfig))]
+        names += [auth.name for auth in self.app.builtin_auth_handlers]
+        if self.websocket is not None and self.websocket.connect_authorizer is not None:
+            names.append(self.websocket.connect_authorizer.function.name)
+        return list(dict.fromkeys(names))
 
     def function(self, name: str) -> FunctionPool:
         """The execution environments of function ``name`` (created on first use)."""
@@ -357,7 +379,7 @@ class LocalRuntime:
                 env=env,
                 region=env["AWS_REGION"],
             )
-            pool = self.functions[name] = FunctionPool(spec, self.app_dir, self.app_ref)
+            pool = self.functions[name] = FunctionPool(spec, self.app_dir, self.app_ref, account=self.account)
             return pool
 
     def _prewarm(self) -> None:
@@ -366,10 +388,7 @@ class LocalRuntime:
         if value in ("0", "false", "no"):
             return
         assert self.app is not None
-        names = [REST_FUNCTION] if self.app.routes else []
-        names += [cfg.name for cfg in self.app.websocket_handlers.values()]
-        names += [s.name for s in self.app.event_sources if isinstance(s, (SQSEventConfig, ScheduledEventConfig))]
-        wanted = {name: 1 for name in names}
+        wanted = {name: 1 for name in self._function_names()}
         for poller in self.pollers:  # as many as the mapping runs at once
             pool = self.function(poller.cfg.name)
             wanted[poller.cfg.name] = min(poller.mapping.concurrency, pool.max_concurrency)

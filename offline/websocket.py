@@ -386,6 +386,7 @@ class WebSocketGateway:
         await ws.prepare(request)
         conn.ws = ws
         conn.state = State.OPEN
+        conn.last_active_at = time.time()  # idle from the handshake on, not from before $connect ran
         worker = asyncio.create_task(self._message_worker(conn))
         watchdog = asyncio.create_task(self._watch_limits(conn))
         try:

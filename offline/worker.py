@@ -63,7 +63,7 @@ def _watch_parent(parent: int) -> None:
 
 
 def _entry_point(app_dir: str, app_ref: str, function: str) -> Any:
-    from chalice.app import WebsocketEvent, WebsocketEventSourceHandler
+    from chalice.app import BuiltinAuthConfig, LambdaFunction, WebsocketEvent, WebsocketEventSourceHandler
 
     from . import project
 
@@ -82,6 +82,12 @@ def _entry_point(app_dir: str, app_ref: str, function: str) -> Any:
     for source in app.event_sources:
         if source.name == function:
             return project.entry_point(app, module, source.name, source.handler_string)
+    # Authorizers and plain @app.lambda_function functions (a $connect authorizer) are
+    # Lambda functions of their own too.
+    others: list[BuiltinAuthConfig | LambdaFunction] = [*app.builtin_auth_handlers, *app.pure_lambda_functions]
+    for other in others:
+        if other.name == function:
+            return project.entry_point(app, module, other.name, other.handler_string)
     raise LookupError(f"no function {function!r} in {app_ref}")
 
 
@@ -213,24 +219,57 @@ def _share_sdk_models() -> None:
             continue
 
 
-def snapshot(control: Connection, app_dir: str, app_ref: str, function: str, env: Mapping[str, str]) -> None:
-    """Init the function once, then fork a ready execution environment from it per request.
+INIT_ENV = "OFFLINE_INIT"
+INIT_PER_ENVIRONMENT = "environment"  # each environment runs the handler module's init, as on Lambda
+INIT_SNAPSHOT = "snapshot"  # environments share the snapshot's init, as SnapStart restores them (the default)
 
-    Each environment starts from this initialised process (as Lambda SnapStart resumes
-    from a snapshot taken after init), so a cold start costs a fork, not an import.
+
+def init_mode(env: Mapping[str, str]) -> str:
+    value = env.get(INIT_ENV, "").strip().lower()
+    return INIT_PER_ENVIRONMENT if value == INIT_PER_ENVIRONMENT else INIT_SNAPSHOT
+
+
+def _reinit(
+    conn: Connection, app_dir: str, app_ref: str, function: str, own: list[str], counting: bool
+) -> tuple[Any, bool] | None:
+    """Run the function's init again in this environment: the project's modules are imported anew.
+
+    Libraries stay imported from the snapshot (their import is not the app's init code);
+    the handler module and the project's own modules run their module-level code here,
+    so what init computes (random values, the time, clients and connections made at
+    import) is this environment's own, as on Lambda without SnapStart.
+    """
+    for name in own:
+        sys.modules.pop(name, None)
+    initialised = _init(conn, app_dir, app_ref, function)
+    return None if initialised is None else (initialised[0], counting)
+
+
+def snapshot(control: Connection, app_dir: str, app_ref: str, function: str, env: Mapping[str, str]) -> None:
+    """Init the function once, then fork an execution environment from it per request.
+
+    Each environment starts from this initialised process, with the libraries imported
+    and the SDK's models parsed, and keeps this one's init (as Lambda SnapStart resumes
+    from a snapshot taken after init: a cold start costs a fork) or, with
+    ``OFFLINE_INIT=environment``, runs the function's init again (:func:`_reinit`).
     A request is a JSON object with the environment's own variables, followed by the
     connection (a file descriptor) the new environment serves; the reply is its pid.
     """
     import gc
     from multiprocessing import reduction
 
-    from . import awscalls
+    from . import awscalls, project
     from .heap import freeze_during_warmup
 
     _become(app_dir, env, function)
+    before = set(sys.modules)
     initialised = _init(control, app_dir, app_ref, function)
     if initialised is None:
         return
+    # The project's own modules that init imported: each environment imports them again.
+    runtime = __name__.partition(".")[0]  # this runtime's own package stays as it is
+    own = [m for m in project.own_modules(set(sys.modules) - before, app_dir) if m.partition(".")[0] != runtime]
+    per_environment = init_mode(env) == INIT_PER_ENVIRONMENT
     awscalls.COUNTER.drain()  # calls made by init are this process's, not each environment's
     _share_sdk_models()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # environments are reaped by the kernel
@@ -248,7 +287,12 @@ def snapshot(control: Connection, app_dir: str, app_ref: str, function: str, env
                 os.environ.update(extra)
                 threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
                 conn = Connection(fd)
-                conn.send_bytes(b'{"ready": true}')
+                if per_environment:
+                    initialised = _reinit(conn, app_dir, app_ref, function, own, initialised[1])
+                    if initialised is None:
+                        return
+                else:
+                    conn.send_bytes(b'{"ready": true, "initMs": 0}')
                 freeze_during_warmup()
                 _serve(conn, *initialised)
             finally:

@@ -47,6 +47,7 @@ def rt(moto_endpoint: str, state_file: Path) -> Iterator[LocalRuntime]:
     os.environ["OVERRIDE_ME"] = "explicit"  # the runtime's own environment wins over config.json
     os.environ["SAMPLE_STATE_FILE"] = str(state_file)
     os.environ["OFFLINE_SCHEDULE_SCALE"] = "0.02"  # rate(1 minute) every 1.2 s
+    os.environ["OFFLINE_INIT"] = "environment"  # each environment runs init, as on Lambda (decision 015)
     runtime = LocalRuntime(
         SAMPLE,
         template="template.json",
@@ -61,7 +62,7 @@ def rt(moto_endpoint: str, state_file: Path) -> Iterator[LocalRuntime]:
         yield runtime
     finally:
         runtime.stop()
-        for key in ("OVERRIDE_ME", "SAMPLE_STATE_FILE", "OFFLINE_SCHEDULE_SCALE"):
+        for key in ("OVERRIDE_ME", "SAMPLE_STATE_FILE", "OFFLINE_SCHEDULE_SCALE", "OFFLINE_INIT"):
             os.environ.pop(key, None)
 
 

@@ -139,6 +139,23 @@ def test_rest_function_timeout_is_502_and_resets_the_environment(rt: LocalRuntim
     assert get(rt, "/hello").status_code == 200  # a new environment serves the next request
 
 
+def test_each_environment_runs_the_functions_init(rt: LocalRuntime) -> None:
+    """Every execution environment runs the init phase (the handler module's top-level code) itself:
+    what init computes (its pid, a random token) is the environment's own (OFFLINE_INIT=environment,
+    which this module's runtime sets).
+
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+    """
+    # WHEN two requests run at once, so that two environments serve them
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(lambda _: get(rt, "/lambda").json(), range(2))
+    for body in (first, second):
+        assert body["init"]["pid"] == body["pid"]  # the module was imported in this environment
+    if first["pid"] != second["pid"]:
+        assert first["init"]["token"] != second["init"]["token"]
+    assert rt.functions["api_handler"].cold_starts >= 1
+
+
 def test_reserved_concurrency_throttles_the_invocations_above_it(rt: LocalRuntime) -> None:
     """Reserved concurrency is the most environments a function gets; an invocation above it is
     throttled (TooManyRequestsException), which API Gateway answers with a 500.
@@ -201,6 +218,21 @@ def test_request_payload_limit_is_10_mb(rt: LocalRuntime) -> None:
     too_big = requests.post(rt.urls.rest + "/upload", data=b"x" * (10 * 1024 * 1024 + 1), headers=headers, timeout=30)
     assert too_big.status_code == 413
     assert too_big.json() == {"message": "Request Too Long"}
+
+
+def test_a_request_over_lambdas_6_mb_is_500(rt: LocalRuntime) -> None:
+    """A request API Gateway accepts (under 10 MB) but Lambda's 6 MB invocation payload refuses:
+    "If the Lambda API rejects the invocation request, API Gateway returns a 500."
+
+    https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html
+    https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+    """
+    assert rt.urls is not None
+    headers = {"Content-Type": "application/octet-stream"}
+    cold_starts = rt.functions["api_handler"].cold_starts
+    resp = requests.post(rt.urls.rest + "/upload", data=b"x" * (7 * 1024 * 1024), headers=headers, timeout=30)
+    assert resp.status_code == 500 and resp.json() == {"message": "Internal server error"}
+    assert rt.functions["api_handler"].cold_starts == cold_starts  # no environment was taken for it
 
 
 def test_response_payload_limit_is_6_mb(rt: LocalRuntime) -> None:
@@ -480,3 +512,64 @@ def test_failed_async_invocation_is_retried_twice(rt: LocalRuntime, state: State
         assert 2.2 < times[2] - times[1] < 3.8  # 120 s x 0.02
     finally:
         control.unlink()
+
+
+# ------------------------------------------------------------ Lambda: the account's concurrency
+def test_functions_without_a_reservation_share_the_accounts_unreserved_concurrency(rt: LocalRuntime) -> None:
+    """The account's concurrency (1000 by default) less every reservation is shared by the other
+    functions; an invocation beyond it is throttled, and API Gateway WebSocket answers the message
+    with its 500 frame, while a function with reserved concurrency still runs.
+    (Each message sleeps 1 s.)
+
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response-selection-expressions.html
+    """
+    assert rt.urls is not None
+    account = rt.account
+    # GIVEN the default account limit, and 4 + 3 reserved by api_handler and worker (config.json)
+    assert account.limit == 1000 and account.unreserved == 1000 - 7
+    ws = websocket.create_connection(rt.urls.websocket, timeout=15)
+    for i in range(2):  # two warm environments first (a cold start on a busy machine outlasts the idle timeout)
+        ws.send(json.dumps({"action": "echo", "sleep": 0.5, "warm": i}))
+    assert [json.loads(ws.recv())["route"] for _ in range(2)] == ["echo", "echo"]
+    account.limit = 9  # WHEN the account allows 9: 2 unreserved
+    try:
+        # WHEN 6 messages of a function without a reservation run at once (each sleeps 1.5 s)
+        for i in range(6):
+            ws.send(json.dumps({"action": "echo", "sleep": 1.0, "n": i}))
+        # THEN a function with reserved concurrency is not affected
+        assert get(rt, "/hello").status_code == 200
+        frames = [json.loads(ws.recv()) for _ in range(6)]
+    finally:
+        ws.close()
+        account.limit = 1000
+    echoed = [f for f in frames if f.get("route") == "echo"]
+    refused = [f for f in frames if f.get("message") == "Internal server error"]
+    # THEN at most 2 ran and the others were throttled without running
+    assert len(echoed) + len(refused) == 6 and len(echoed) <= 2 and len(refused) >= 4, frames
+    assert account.throttled >= 4
+
+
+def test_a_throttled_sqs_batch_stays_on_the_queue(rt: LocalRuntime, state: State) -> None:
+    """The event source mapping keeps a throttled batch: it comes back after its visibility timeout.
+
+    https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
+    """
+    account = rt.account
+    pool = rt.functions["plain_worker"]
+    throttled = pool.throttled
+    account.limit = 7  # GIVEN no unreserved concurrency left (7 reserved)
+    try:
+        sqs, url = plain(rt)
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"id": "throttled-1"}))
+        wait_until(lambda: pool.throttled > throttled, 15, "a throttled invocation")
+        assert not any(r["id"] == "throttled-1" for r in state.lines("plain_receive"))  # it never ran
+    finally:
+        account.limit = 1000
+    # THEN once there is room again, the message is delivered (received more than once: it was kept)
+    line = wait_until(
+        lambda: next((r for r in state.lines("plain_receive") if r["id"] == "throttled-1"), None), 20, "the redelivery"
+    )
+    assert line["count"] >= 2

@@ -36,6 +36,9 @@ def test_api_keys_parse_into_clients_by_hash_and_bad_entries_fail():
 def test_the_dev_key_exists_only_off_lambda():
     assert load_settings({}).api_keys == "dev:dev-key:admin"
     assert load_settings({"AWS_LAMBDA_FUNCTION_NAME": "api_handler"}).api_keys == ""
+    # the local runtime's functions (the authorizers among them) are local, not Lambda
+    local = {"AWS_LAMBDA_FUNCTION_NAME": "client_key", "OFFLINE_RUNTIME": "1"}
+    assert load_settings(local).api_keys == "dev:dev-key:admin"
     assert load_settings({"API_KEYS": "a:b"}).api_keys == "a:b"
 
 

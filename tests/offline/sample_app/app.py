@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from typing import Any
 
 import boto3
@@ -23,6 +24,7 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.websocket_api.session = boto3.session.Session()
 
 IMPORT_ENV = {k: os.environ.get(k) for k in ("SAMPLE_TABLE", "CONFIG_VAR", "OVERRIDE_ME")}
+INIT = {"pid": os.getpid(), "token": uuid.uuid4().hex}  # what this module's init saw and drew
 
 
 def ws_route(route_key: str) -> Any:
@@ -61,6 +63,7 @@ def lambda_info() -> dict[str, Any]:
     CALLS["n"] += 1
     return {
         "pid": os.getpid(),
+        "init": INIT,
         "calls": CALLS["n"],
         "event": app.current_request.to_original_event(),
         "context": {
