@@ -182,7 +182,11 @@ class FrameLimiter:
         self.rate = rate
         self.burst = max(1, burst)
         self.interval_ms = max(1, round(1000 / rate))
-        self.tolerance_ms = (self.burst - 1) * self.interval_ms
+        # Frames of one connection run concurrently (API Gateway invokes them so), each with its
+        # own `now`: a frame can commit after one whose clock read came later. Half an interval
+        # (at most 1 s) of slack keeps the last frame of a burst from being refused for that,
+        # and is less than one frame, so a burst is still exactly `burst` frames.
+        self.tolerance_ms = (self.burst - 1) * self.interval_ms + min(self.interval_ms // 2, 1000)
         self.clock = clock
         self._ahead: dict[str, int] = {}  # connection -> the last tat seen here (which branch first)
 

@@ -119,6 +119,12 @@ def _idle(rt: Runtime, name: str) -> bool:
             conn.close()
 
 
+def _connect_when_free(rt: Runtime, name: str) -> websocket.WebSocket:
+    """A connection once a slot is free: the `$disconnect`s of `_idle`'s probes run after their closes."""
+    conn: websocket.WebSocket = wait_until(lambda: _can_connect(rt, name), 15, f"a free slot for {name}", interval=0.2)
+    return conn
+
+
 def _warm_up(rt: Runtime) -> None:
     """Start the message function's environments first, so cold starts do not stretch a burst past an interval."""
     conn = _connect(rt, "carol")
@@ -137,7 +143,7 @@ def _replies(conn: websocket.WebSocket, count: int) -> list[dict]:
 def test_frames_above_the_rate_get_throttled_and_the_connection_stays_open(rt):
     # GIVEN a connection of alice's
     wait_until(lambda: _idle(rt, "alice"), 15, "alice's slots free", interval=0.2)
-    conn = _connect(rt, "alice")
+    conn = _connect_when_free(rt, "alice")
     try:
         _warm_up(rt)
         # WHEN it sends three bursts' worth of frames at once
@@ -154,7 +160,7 @@ def test_frames_above_the_rate_get_throttled_and_the_connection_stays_open(rt):
         conn.send(json.dumps({"action": "subscribe", "orderId": "none-such"}))
         assert json.loads(conn.recv())["error"] == "not_found"
         # another connection of the same key has its own rate
-        other = _connect(rt, "alice")
+        other = _connect_when_free(rt, "alice")
         other.send(json.dumps({"action": "subscribe", "orderId": "none-such"}))
         assert json.loads(other.recv())["error"] == "not_found"
         other.close()
@@ -165,7 +171,7 @@ def test_frames_above_the_rate_get_throttled_and_the_connection_stays_open(rt):
 def test_a_throttled_subscribe_subscribes_nothing(rt):
     _, order = http("POST", f"{rt.rest}/order", ORDER, headers={"x-api-key": KEYS["bob"]})
     wait_until(lambda: _idle(rt, "bob"), 15, "bob's slots free", interval=0.2)
-    conn = _connect(rt, "bob")
+    conn = _connect_when_free(rt, "bob")
     try:
         for _ in range(FRAME_BURST):  # spend the burst on frames that do nothing
             conn.send(json.dumps({"action": "subscribe", "orderId": "none-such"}))
