@@ -46,8 +46,11 @@ solana-programs: $(STAMP)
 test: $(STAMP) browser lint typecheck localstack
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-moto test-localstack
 
+## The moto half in TEST_WORKERS processes, a test file each at a time (its module fixtures stay
+## one runtime and one emulator): most of a test waits on sockets and clocks, not on a core.
+TEST_WORKERS ?= 2
 test-moto: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ## The e2e, integration and emulator-difference tests on LocalStack (TEST_EMULATOR, tests/emulators.py).
 LOCALSTACK_TESTS ?= tests/e2e tests/integration tests/fidelity tests/offline/test_localstack.py

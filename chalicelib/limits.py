@@ -111,25 +111,29 @@ class ConnectionLimiter:
                 raise
 
     def _add(self, client: str, connection_id: str) -> bool:
+        """Take a slot; False when the key holds its maximum."""
         key = f"conns#{client}"
         now = round(self.clock(), 3)
-        try:
-            LimitModel(key).update(
-                actions=[LimitModel.conns[connection_id].set(now)],
-                condition=LimitModel.conns.exists() & (size(LimitModel.conns) < self.maximum),
-            )
-            return True
-        except UpdateError as exc:
-            # DynamoDB may refuse the path into a map that does not exist before evaluating the condition.
-            if not (_conditional(exc) or _no_map_yet(exc)):
-                raise
-        # Full, or the client's first connection: the map must exist before an entry is set in it.
-        try:
-            LimitModel(key, conns={connection_id: now}).save(condition=LimitModel.key.does_not_exist())
-            return True
-        except PutError as exc:
-            if not _conditional(exc):
-                raise
+        for _ in range(2):
+            try:
+                LimitModel(key).update(
+                    actions=[LimitModel.conns[connection_id].set(now)],
+                    condition=LimitModel.conns.exists() & (size(LimitModel.conns) < self.maximum),
+                )
+                return True
+            except UpdateError as exc:
+                # DynamoDB may refuse the path into a map that does not exist before evaluating the condition.
+                if not (_conditional(exc) or _no_map_yet(exc)):
+                    raise
+            # Full, or the client's first connection: the map must exist before an entry is set in it.
+            try:
+                LimitModel(key, conns={connection_id: now}).save(condition=LimitModel.key.does_not_exist())
+                return True
+            except PutError as exc:
+                if not _conditional(exc):
+                    raise
+            # The item exists: full, or another first connect created it between our two writes
+            # (cold connects of a new key arrive together), so the update is worth one more try.
         return False
 
     def _reclaim(self, client: str) -> bool:

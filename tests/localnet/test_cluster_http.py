@@ -249,9 +249,13 @@ def test_same_transaction_twice_lands_once(cluster, registry, wallet):
     pool = find_pool(registry, "raydium", sol, usdc)
     before = token_balance(cluster, wallet.pubkey(), sol)
     tx = signed(wallet, [cpmm_swap(registry, pool, wallet.pubkey(), sol, 10**8, 1)], blockhash(cluster)["blockhash"])
-    first = send(cluster, tx)
-    assert send(cluster, tx) == first  # a rebroadcast while in flight
-    wait_status(cluster, first)
+    _post(cluster, "/_localnet/faults", {"landDelaySlots": [5, 5]})  # in flight for 2 s, whatever the load
+    try:
+        first = send(cluster, tx)
+        assert send(cluster, tx) == first  # a rebroadcast while in flight
+        wait_status(cluster, first)
+    finally:
+        _post(cluster, "/_localnet/faults", {"landDelaySlots": [1, 1]})
     error = call_error(cluster, "sendTransaction", b64(tx), {"encoding": "base64"})
     assert error["code"] == -32002 and error["data"]["err"] == "AlreadyProcessed"
     assert send(cluster, tx, skipPreflight=True) == first

@@ -66,6 +66,25 @@ def test_a_key_holds_at_most_its_maximum_and_a_release_frees_a_slot(table):
     limiter.release("carol", "never-connected")  # a key with no connections: nothing to free, no error
 
 
+def test_first_connects_of_a_key_arriving_together_both_get_a_slot(table, monkeypatch):
+    # GIVEN a key with no connections yet, and another first connect creating its map between
+    # this connect's refused update and its create (cold connects of a new key arrive together)
+    limiter = ConnectionLimiter(table, 3, clock=Clock())
+    save = LimitModel.save
+    raced: list[bool] = []
+
+    def save_after_the_other(self, *args, **kwargs):
+        if not raced:
+            raced.append(True)
+            save(LimitModel("conns#alice", conns={"other": 1.0}), condition=LimitModel.key.does_not_exist())
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(LimitModel, "save", save_after_the_other)
+    # WHEN this one connects THEN it takes a slot beside the other, not a 429
+    limiter.admit("alice", "mine")
+    assert raced and _open(limiter, "alice") == {"other", "mine"}
+
+
 def test_entries_a_lost_disconnect_left_behind_are_reclaimed_when_the_key_is_full(table):
     clock = Clock()
     alive = {"a", "b"}
